@@ -1,0 +1,1 @@
+"""Hydra configs shipped with genlab (the top-level configs/ folder)."""

@@ -1,0 +1,60 @@
+"""Command-line entry point: ``python -m genlab <command> [hydra overrides]``.
+
+The command word is removed from ``sys.argv`` before Hydra parses the rest, and kept in the
+``GENLAB_COMMAND`` environment variable: Lightning's DDP launcher re-executes
+``python -m genlab.__main__ <overrides>`` for ranks >= 1, and those processes read it back.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+COMMANDS: dict[str, str] = {
+    "train": "train a model on a dataset; writes outputs/train/<date_time>_<model>_<data>/",
+    "sample": "generate images from a trained run: sample run=DIR [n=64] [seed=0]",
+    "eval": "score a trained run (FID, KID, precision/recall, accuracy): eval run=DIR",
+    "augment": "preview an augmentation pipeline: augment data=X augment=Y [n=16]",
+}
+
+COMMAND_ENV = "GENLAB_COMMAND"
+
+
+def usage() -> str:
+    """The top-level help text listing every command."""
+    width = max(map(len, COMMANDS))
+    lines = [
+        "usage: python -m genlab <command> [-m] [key=value ...]",
+        "",
+        "commands:",
+        *(f"  {name:<{width}}  {text}" for name, text in COMMANDS.items()),
+        "",
+        "`python -m genlab <command> --help` shows that command's config groups and options.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Dispatch to the Hydra entry point of the requested command."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if os.environ.get("LOCAL_RANK") and os.environ.get(COMMAND_ENV) in COMMANDS:
+        command = os.environ[COMMAND_ENV]
+        if args and args[0] == command:
+            args = args[1:]
+    elif not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return
+    else:
+        command = args.pop(0)
+        if command not in COMMANDS:
+            print(f"genlab: unknown command '{command}'\n\n{usage()}", file=sys.stderr)
+            raise SystemExit(2)
+    os.environ[COMMAND_ENV] = command
+    sys.argv = [sys.argv[0], *args]
+    module = importlib.import_module(f"genlab.tasks.{command}")
+    module.main()
+
+
+if __name__ == "__main__":
+    main()

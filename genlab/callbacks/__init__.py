@@ -1,0 +1,1 @@
+"""Lightning callbacks, checkpoint I/O and Hydra callbacks used by genlab's configs."""

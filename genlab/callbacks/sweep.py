@@ -1,0 +1,97 @@
+"""A Hydra callback that tabulates a multirun's metrics when the sweep ends."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import statistics
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from genlab.io import atomic_write_bytes
+
+log = logging.getLogger("genlab")
+
+SUMMARY_PREFIXES = ("test/", "val/", "fid", "kid", "precision", "recall", "class_")
+
+
+def collect_runs(sweep_dir: Path) -> list[dict[str, Any]]:
+    """One row per job folder holding a ``metrics.json``: its overrides and headline metrics."""
+    rows = []
+    for metrics_file in sorted(sweep_dir.glob("*/metrics.json"), key=lambda p: p.parent.name):
+        job_dir = metrics_file.parent
+        metrics = json.loads(metrics_file.read_text())
+        overrides_file = job_dir / ".hydra" / "overrides.yaml"
+        overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
+        row: dict[str, Any] = {"job": job_dir.name, "overrides": " ".join(overrides or [])}
+        row.update(
+            {k: v for k, v in metrics.items() if k.startswith(SUMMARY_PREFIXES) and isinstance(v, int | float)}
+        )
+        row["status"] = metrics.get("status", "")
+        rows.append(row)
+    return rows
+
+
+def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean ± std of each metric over runs whose overrides differ only in ``seed``."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        key = " ".join(o for o in row["overrides"].split() if not o.startswith("seed="))
+        groups.setdefault(key, []).append(row)
+    out = []
+    for key, members in groups.items():
+        entry: dict[str, Any] = {"overrides": key or "(defaults)", "runs": len(members)}
+        metric_keys = sorted({k for m in members for k in m if k.startswith(SUMMARY_PREFIXES)})
+        for metric in metric_keys:
+            values = [m[metric] for m in members if metric in m]
+            std = statistics.stdev(values) if len(values) > 1 else 0.0
+            entry[metric] = f"{statistics.fmean(values):.4f} ± {std:.4f}"
+        out.append(entry)
+    return out
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """A GitHub-flavoured markdown table of dict rows (union of their keys as columns)."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_summary(sweep_dir: Path) -> str | None:
+    """Write ``summary.md`` and ``summary.csv`` into ``sweep_dir``; return the markdown."""
+    rows = collect_runs(sweep_dir)
+    if not rows:
+        return None
+    text = f"# Sweep {sweep_dir.name}\n\n## Runs\n\n{markdown_table(rows)}\n"
+    if any(" seed=" in f" {r['overrides']}" for r in rows):
+        text += f"\n## Mean ± std over seeds\n\n{markdown_table(aggregate(rows))}\n"
+    atomic_write_bytes(sweep_dir / "summary.md", text.encode())
+    buffer = io.StringIO()
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(sweep_dir / "summary.csv", buffer.getvalue().encode())
+    return text
+
+
+class SweepSummary(Callback):
+    """At the end of a multirun, print and save a table of every job's final metrics."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        text = write_summary(sweep_dir) if sweep_dir.is_dir() else None
+        if text:
+            print(f"\n{text}\nwritten to {sweep_dir / 'summary.md'}")

@@ -1,0 +1,1 @@
+"""LightningModules: classifier, GAN family, pix2pix, DDPM."""

@@ -1,0 +1,1 @@
+"""Plain nn.Modules (no Lightning): classifiers, generators, discriminators, UNets."""

@@ -1,0 +1,82 @@
+"""``genlab train``: fit a model on a dataset and write a run folder."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning import seed_everything
+from pytorch_lightning.utilities.model_helpers import is_overridden
+
+from genlab.errors import GenlabError, TrainingDivergedError
+from genlab.io import write_json
+from genlab.tasks.common import (
+    CONFIG_DIR,
+    instantiate_callbacks,
+    instantiate_datamodule,
+    instantiate_loggers,
+    instantiate_model,
+    instantiate_trainer,
+    run_task,
+)
+
+log = logging.getLogger("genlab")
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for key, value in metrics.items():
+        if (isinstance(value, torch.Tensor) and value.numel() == 1) or (isinstance(value, int | float) and not isinstance(value, bool)):
+            out[key] = float(value)
+    return out
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Build everything from ``cfg``, fit, test the best checkpoint, write ``metrics.json``."""
+    seed_everything(cfg.seed, workers=True)
+    run_dir = Path(cfg.paths.run_dir)
+    datamodule = instantiate_datamodule(cfg)
+    model = instantiate_model(cfg)
+    augmentation = datamodule.augmentation
+    if augmentation is not None and augmentation.mixes_labels and not getattr(model, "accepts_soft_labels", False):
+        raise GenlabError(
+            f"augment={augmentation.name} mixes labels and only works with a classifier (model=cnn), "
+            f"not model={cfg.model.name}."
+        )
+    trainer = instantiate_trainer(cfg, instantiate_callbacks(cfg), instantiate_loggers(cfg))
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    status = "completed"
+    try:
+        trainer.fit(model, datamodule=datamodule)
+    except TrainingDivergedError:
+        if trainer.is_global_zero:
+            write_json(run_dir / "metrics.json", {**_scalars(trainer.callback_metrics), "status": "diverged"})
+        raise
+    if trainer.interrupted:
+        status = "interrupted"
+    metrics = _scalars(trainer.callback_metrics)
+    checkpoint = trainer.checkpoint_callback
+    best = checkpoint.best_model_path if checkpoint is not None else ""
+    if cfg.test and status == "completed" and is_overridden("test_step", model):
+        results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+        metrics.update(_scalars(results[0]))
+    metrics["status"] = status
+    if best:
+        metrics["best_checkpoint"] = str(Path(best).relative_to(run_dir)) if Path(best).is_relative_to(run_dir) else best
+    if trainer.is_global_zero:
+        write_json(run_dir / "metrics.json", metrics)
+        summary = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.startswith(("test/", "fid")))
+        log.info("run folder: %s %s", run_dir, f"({summary})" if summary else "")
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point of ``genlab train``."""
+    run_task(train, cfg)
