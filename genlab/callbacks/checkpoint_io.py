@@ -13,9 +13,7 @@ from genlab.io import atomic_torch_save, safe_torch_load
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Save to a temporary file and rename, so a kill mid-write leaves the old checkpoint intact."""
 
-    def save_checkpoint(
-        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
-    ) -> None:
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None) -> None:
         atomic_torch_save(checkpoint, path)
 
     def load_checkpoint(

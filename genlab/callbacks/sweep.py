@@ -30,9 +30,7 @@ def collect_runs(sweep_dir: Path) -> list[dict[str, Any]]:
         overrides_file = job_dir / ".hydra" / "overrides.yaml"
         overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
         row: dict[str, Any] = {"job": job_dir.name, "overrides": " ".join(overrides or [])}
-        row.update(
-            {k: v for k, v in metrics.items() if k.startswith(SUMMARY_PREFIXES) and isinstance(v, int | float)}
-        )
+        row.update({k: v for k, v in metrics.items() if k.startswith(SUMMARY_PREFIXES) and isinstance(v, int | float)})
         row["status"] = metrics.get("status", "")
         rows.append(row)
     return rows

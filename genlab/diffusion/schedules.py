@@ -91,9 +91,10 @@ class NoiseSchedule(nn.Module):
 
     def q_posterior(self, x0: Tensor, x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and variance of q(x_{t−1} | x_t, x_0)."""
-        mean = _extract(self.posterior_mean_coef1, t, x_t.ndim) * x0 + _extract(
-            self.posterior_mean_coef2, t, x_t.ndim
-        ) * x_t
+        mean = (
+            _extract(self.posterior_mean_coef1, t, x_t.ndim) * x0
+            + _extract(self.posterior_mean_coef2, t, x_t.ndim) * x_t
+        )
         return mean, _extract(self.posterior_variance, t, x_t.ndim)
 
 

@@ -15,7 +15,17 @@ from torchvision.utils import save_image
 from genlab.errors import GenlabError
 
 GENERIC_SAMPLE_OPTIONS = frozenset({"n", "seed", "format", "nrow", "label"})
-MODEL_SAMPLE_OPTIONS = ("truncation", "interpolate", "sampler", "steps", "eta", "guidance", "input", "split", "strength")
+MODEL_SAMPLE_OPTIONS = (
+    "truncation",
+    "interpolate",
+    "sampler",
+    "steps",
+    "eta",
+    "guidance",
+    "input",
+    "split",
+    "strength",
+)
 
 
 def to_unit_range(images: Tensor) -> Tensor:

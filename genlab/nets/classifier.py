@@ -34,7 +34,8 @@ class SimpleCNN(nn.Module):
         super().__init__()
         if num_classes < 2:
             raise GenlabError(
-                f"model=cnn needs a labelled dataset with at least 2 classes; this dataset has num_classes={num_classes}."
+                "model=cnn needs a labelled dataset with at least 2 classes; "
+                f"this dataset has num_classes={num_classes}."
             )
         if image_size < 2 ** len(widths):
             raise GenlabError(

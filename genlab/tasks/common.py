@@ -96,9 +96,7 @@ def instantiate_loggers(cfg: DictConfig) -> list[Logger]:
     ]
 
 
-def instantiate_trainer(
-    cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]
-) -> Trainer:
+def instantiate_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> Trainer:
     """The Lightning Trainer from ``cfg.trainer``."""
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
@@ -106,7 +104,9 @@ def instantiate_trainer(
 def load_run_config(run_dir: str | Path | None) -> DictConfig:
     """The saved config of a train run, with ``paths.run_dir`` pointing at that folder."""
     if run_dir in (None, "", "???"):
-        raise GenlabError("run= is required: pass the folder of a train run, e.g. run=outputs/train/<date_time>_<model>_<data>.")
+        raise GenlabError(
+            "run= is required: pass the folder of a train run, e.g. run=outputs/train/<date_time>_<model>_<data>."
+        )
     run_path = Path(str(run_dir)).expanduser()
     config_file = run_path / ".hydra" / "config.yaml"
     if not config_file.is_file():
@@ -142,9 +142,7 @@ def load_trained_model(run_cfg: DictConfig, ckpt_path: Path, device: torch.devic
         model.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as err:
         first = str(err).splitlines()[0]
-        raise GenlabError(
-            f"checkpoint '{ckpt_path}' does not match the run's model config ({first})."
-        ) from None
+        raise GenlabError(f"checkpoint '{ckpt_path}' does not match the run's model config ({first}).") from None
     return model.to(device).eval()
 
 

@@ -30,7 +30,9 @@ log = logging.getLogger("genlab")
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     out = {}
     for key, value in metrics.items():
-        if (isinstance(value, torch.Tensor) and value.numel() == 1) or (isinstance(value, int | float) and not isinstance(value, bool)):
+        if (isinstance(value, torch.Tensor) and value.numel() == 1) or (
+            isinstance(value, int | float) and not isinstance(value, bool)
+        ):
             out[key] = float(value)
     return out
 
@@ -68,7 +70,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         metrics.update(_scalars(results[0]))
     metrics["status"] = status
     if best:
-        metrics["best_checkpoint"] = str(Path(best).relative_to(run_dir)) if Path(best).is_relative_to(run_dir) else best
+        metrics["best_checkpoint"] = (
+            str(Path(best).relative_to(run_dir)) if Path(best).is_relative_to(run_dir) else best
+        )
     if trainer.is_global_zero:
         write_json(run_dir / "metrics.json", metrics)
         summary = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.startswith(("test/", "fid")))
