@@ -60,7 +60,10 @@ def run_task(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         message = user_error_message(err)
         if message is None or os.environ.get("GENLAB_DEBUG"):
             raise
-        log.error(message)
+        record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.FileHandler):
+                handler.handle(record)
         print(f"genlab: error: {message}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -1,0 +1,63 @@
+"""The command-line surface: dispatch, help, errors without tracebacks, run folders."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import FAST, only_run_dir, run_cli
+
+
+def test_help_lists_every_command(tmp_path):
+    result = run_cli(["--help"], tmp_path)
+    assert result.returncode == 0
+    for command in ("train", "sample", "eval", "augment"):
+        assert f"  {command}" in result.stdout
+
+
+def test_unknown_command_prints_the_list_and_exits_2(tmp_path):
+    result = run_cli(["trian"], tmp_path)
+    assert result.returncode == 2
+    assert "unknown command 'trian'" in result.stderr
+    assert "train" in result.stderr and "augment" in result.stderr
+
+
+def test_train_help_shows_config_groups(tmp_path):
+    result = run_cli(["train", "--help"], tmp_path)
+    assert result.returncode == 0
+    for group in ("data:", "model:", "augment:", "noise_dist:", "schedule:", "trainer:"):
+        assert group in result.stdout
+
+
+@pytest.mark.slow
+def test_train_writes_the_run_folder_of_the_contract(tmp_path):
+    result = run_cli(["train", *FAST], tmp_path)
+    assert result.returncode == 0, result.stderr
+    run = only_run_dir(tmp_path)
+    assert run.name.endswith("_cnn_digits")
+    for part in (".hydra/config.yaml", ".hydra/overrides.yaml", "train.log", "checkpoints/last.ckpt", "metrics.json"):
+        assert (run / part).exists(), part
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "completed"
+    assert 0.0 <= metrics["test/acc"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["train", "model=nosuchmodel"], "nosuchmodel"),
+        (["train", "data=nosuchdata"], "nosuchdata"),
+        (["train", "data=mnist", "data.download=false", *FAST], "MNIST"),
+        (["train", "data.image_size=6", *FAST], "image_size=6"),
+        (["train", "augment=basic", "augment.transforms.0.p=1.5", *FAST], "p"),
+        (["augment", "n=0"], "n=0"),
+        (["sample", "run=does/not/exist"], "not a genlab run folder"),
+        (["eval", "run=does/not/exist"], "not a genlab run folder"),
+    ],
+)
+def test_bad_input_fails_with_one_clear_message(tmp_path, args, needle):
+    result = run_cli(args, tmp_path, timeout=300)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    assert needle in result.stderr, result.stderr
