@@ -20,6 +20,9 @@ COMMANDS: dict[str, str] = {
 
 COMMAND_ENV = "GENLAB_COMMAND"
 
+# Commands that read an existing run: their output folder lives inside it, so check it first.
+RUN_ARGUMENTS: dict[str, tuple[str, ...]] = {"sample": ("run",), "eval": ("run", "sweep")}
+
 
 def usage() -> str:
     """The top-level help text listing every command."""
@@ -33,6 +36,23 @@ def usage() -> str:
         "`python -m genlab <command> --help` shows that command's config groups and options.",
     ]
     return "\n".join(lines)
+
+
+def check_run_arguments(command: str, args: list[str]) -> None:
+    """Exit with a clear message unless ``run=`` names existing run folder(s) (before Hydra creates any folder)."""
+    from genlab.errors import GenlabError
+    from genlab.runs import check_run_dir
+
+    keys = RUN_ARGUMENTS[command]
+    given = {arg.split("=", 1)[0]: arg.split("=", 1)[1] for arg in args if "=" in arg}
+    try:
+        if not any(key in given for key in keys):
+            check_run_dir(None)
+        for value in given["run"].split(",") if "run" in given else ():
+            check_run_dir(value)
+    except GenlabError as err:
+        print(f"genlab: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
         if command not in COMMANDS:
             print(f"genlab: unknown command '{command}'\n\n{usage()}", file=sys.stderr)
             raise SystemExit(2)
+    if command in RUN_ARGUMENTS and not {"-h", "--help", "--hydra-help", "--cfg", "-c"} & set(args):
+        check_run_arguments(command, args)
     os.environ[COMMAND_ENV] = command
     sys.argv = [sys.argv[0], *args]
     module = importlib.import_module(f"genlab.tasks.{command}")

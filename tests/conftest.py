@@ -39,6 +39,30 @@ def compose_config(config_name: str, overrides: Sequence[str], run_dir: Path) ->
     return cfg
 
 
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Fixture files of every dataset in its real on-disk format (use as paths.data_dir)."""
+    from fixture_data import write_all
+
+    return write_all(tmp_path_factory.mktemp("datasets"))
+
+
+# Overrides that make each dataset small enough for the fixture files under ``data_root``.
+DATA_OVERRIDES = {
+    "mnist": ["data.val_size=10", "data.download=false"],
+    "fashion_mnist": ["data.val_size=10", "data.download=false"],
+    "cifar10": ["data.val_size=10", "data.download=false"],
+    "celeba": ["data.num_workers=0", "data.batch_size=4"],
+    "image_folder": ["data.num_workers=0", "data.num_classes=2", "data.batch_size=4"],
+}
+
+
+def data_overrides(name: str, root: Path) -> list[str]:
+    """Overrides selecting fixture dataset ``name`` read from ``root``."""
+    extra = [f"data.root={root / 'folder'}"] if name == "image_folder" else [f"paths.data_dir={root}"]
+    return [f"data={name}", *DATA_OVERRIDES.get(name, []), *extra]
+
+
 @pytest.fixture
 def cfg_factory(tmp_path: Path) -> Callable[..., DictConfig]:
     """``cfg_factory("train", ["model=cnn"])`` → a composed config writing under tmp_path/run."""

@@ -29,11 +29,27 @@ def test_train_help_shows_config_groups(tmp_path):
         assert group in result.stdout
 
 
-@pytest.mark.slow
-def test_train_writes_the_run_folder_of_the_contract(tmp_path):
-    result = run_cli(["train", *FAST], tmp_path)
+@pytest.fixture(scope="module")
+def cnn_run(tmp_path_factory):
+    """A CNN run trained through the CLI (shared by the tests of this module)."""
+    root = tmp_path_factory.mktemp("cnn_run")
+    result = run_cli(["train", "model=cnn", *FAST], root)
     assert result.returncode == 0, result.stderr
-    run = only_run_dir(tmp_path)
+    return only_run_dir(root)
+
+
+def _snapshot(folder):
+    """Modification times of the run's own files (sample/ and eval/ output folders excluded)."""
+    return {
+        p: p.stat().st_mtime_ns
+        for p in folder.rglob("*")
+        if p.is_file() and not {"sample", "eval"} & set(p.relative_to(folder).parts)
+    }
+
+
+@pytest.mark.slow
+def test_train_writes_the_run_folder_of_the_contract(cnn_run):
+    run = cnn_run
     assert run.name.endswith("_cnn_digits")
     for part in (".hydra/config.yaml", ".hydra/overrides.yaml", "train.log", "checkpoints/last.ckpt", "metrics.json"):
         assert (run / part).exists(), part
@@ -61,3 +77,23 @@ def test_bad_input_fails_with_one_clear_message(tmp_path, args, needle):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr, result.stderr
     assert needle in result.stderr, result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        ([], "not available for model 'cnn'"),
+        (["ckpt=missing.ckpt"], "does not exist"),
+        (["ckpt=CORRUPT"], "corrupt"),
+    ],
+)
+def test_sample_refuses_bad_runs_without_touching_them(cnn_run, tmp_path, extra, needle):
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes((cnn_run / "checkpoints" / "last.ckpt").read_bytes()[:2000])
+    before = _snapshot(cnn_run)
+    args = ["sample", f"run={cnn_run}", *(e.replace("CORRUPT", str(corrupt)) for e in extra)]
+    result = run_cli(args, tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and needle in result.stderr, result.stderr
+    assert _snapshot(cnn_run) == before

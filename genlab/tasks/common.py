@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,15 @@ from pytorch_lightning.loggers import Logger
 
 from genlab.errors import GenlabError
 from genlab.io import safe_torch_load
+from genlab.runs import check_run_dir
 
 log = logging.getLogger("genlab")
+
+# Keep the console about the run: drop Lightning's advertisement and a torch-internal deprecation notice.
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
+    lambda record: "litlogger" not in record.getMessage()
+)
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 MODEL_META_KEYS = ("name", "monitor")
 
@@ -106,18 +114,8 @@ def instantiate_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: lis
 
 def load_run_config(run_dir: str | Path | None) -> DictConfig:
     """The saved config of a train run, with ``paths.run_dir`` pointing at that folder."""
-    if run_dir in (None, "", "???"):
-        raise GenlabError(
-            "run= is required: pass the folder of a train run, e.g. run=outputs/train/<date_time>_<model>_<data>."
-        )
-    run_path = Path(str(run_dir)).expanduser()
-    config_file = run_path / ".hydra" / "config.yaml"
-    if not config_file.is_file():
-        raise GenlabError(
-            f"run={run_dir} is not a genlab run folder: {config_file} does not exist. "
-            "Pass the folder that `genlab train` created, e.g. outputs/train/<date_time>_<model>_<data>."
-        )
-    run_cfg = OmegaConf.load(config_file)
+    run_path = check_run_dir(run_dir)
+    run_cfg = OmegaConf.load(run_path / ".hydra" / "config.yaml")
     with open_dict(run_cfg):
         run_cfg.paths.run_dir = str(run_path.resolve())
     return run_cfg
