@@ -73,8 +73,16 @@ def main(argv: list[str] | None = None) -> None:
     if command in RUN_ARGUMENTS and not {"-h", "--help", "--hydra-help", "--cfg", "-c"} & set(args):
         check_run_arguments(command, args)
     os.environ[COMMAND_ENV] = command
-    sys.argv = [sys.argv[0], *args]
     module = importlib.import_module(f"genlab.tasks.{command}")
+    if hasattr(module, "rewrite_args"):
+        from genlab.errors import GenlabError
+
+        try:
+            args = module.rewrite_args(args)
+        except GenlabError as err:
+            print(f"genlab: error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+    sys.argv = [sys.argv[0], *args]
     module.main()
 
 

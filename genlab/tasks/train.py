@@ -12,8 +12,9 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning import seed_everything
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
-from genlab.errors import GenlabError, TrainingDivergedError
+from genlab.errors import GenlabError
 from genlab.io import write_json
+from genlab.runs import check_run_dir
 from genlab.tasks.common import (
     CONFIG_DIR,
     instantiate_callbacks,
@@ -37,6 +38,56 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+# Overrides that may change when a run is resumed: how long it trains and where, not what it trains.
+RESUMABLE_OVERRIDES = (
+    "trainer.max_epochs",
+    "trainer.max_steps",
+    "trainer.max_time",
+    "trainer.limit_",
+    "trainer.accelerator",
+    "trainer.devices",
+    "trainer.enable_progress_bar",
+    "callbacks.progress_bar",
+)
+
+
+def rewrite_args(args: list[str]) -> list[str]:
+    """``resume=DIR [trainer limits]`` → compose the run's own saved config and write into DIR.
+
+    Hydra then reads ``DIR/.hydra/config.yaml`` as the primary config and leaves ``DIR/.hydra``
+    untouched (``hydra.output_subdir=null``); other overrides are refused.
+    """
+    resume = [arg for arg in args if arg.startswith("resume=")]
+    if not resume or resume[0] == "resume=null":
+        return args
+    run_dir = check_run_dir(resume[0].split("=", 1)[1]).resolve()
+    if not (run_dir / "checkpoints" / "last.ckpt").is_file():
+        raise GenlabError(f"resume={run_dir}: there is no checkpoints/last.ckpt to resume from.")
+    others = [arg for arg in args if arg not in resume]
+    for arg in others:
+        if arg in ("-m", "--multirun") or not arg.lstrip("+~").startswith(RESUMABLE_OVERRIDES):
+            raise GenlabError(
+                f"resume= continues a run with its own config; '{arg}' cannot change. Only trainer limits may "
+                "(e.g. trainer.max_epochs=50, trainer.max_steps=...). Start a new run to change anything else."
+            )
+    return [
+        "--config-dir",
+        str(run_dir / ".hydra"),
+        "--config-name",
+        "config",
+        f"hydra.run.dir={run_dir}",
+        "hydra.output_subdir=null",
+        "hydra.job.name=train",
+        f"++resume={run_dir}",
+        *others,
+    ]
+
+
+def resume_checkpoint(cfg: DictConfig) -> str | None:
+    """``<resume>/checkpoints/last.ckpt`` when resuming, else None."""
+    return str(Path(cfg.resume) / "checkpoints" / "last.ckpt") if cfg.get("resume") else None
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Build everything from ``cfg``, fit, test the best checkpoint, write ``metrics.json``."""
     seed_everything(cfg.seed, workers=True)
@@ -54,12 +105,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     status = "completed"
-    try:
-        trainer.fit(model, datamodule=datamodule)
-    except TrainingDivergedError:
-        if trainer.is_global_zero:
-            write_json(run_dir / "metrics.json", {**_scalars(trainer.callback_metrics), "status": "diverged"})
-        raise
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg))
     if trainer.interrupted:
         status = "interrupted"
     metrics = _scalars(trainer.callback_metrics)
