@@ -59,7 +59,7 @@ class ClassifierModule(LightningModule):
         images, labels = batch
         logits = self(images)
         metric(logits, labels)
-        self.log(f"{stage}/loss", F.cross_entropy(logits, labels))
+        self.log(f"{stage}/loss", F.cross_entropy(logits, labels), sync_dist=True)
         self.log(f"{stage}/acc", metric, prog_bar=True)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
