@@ -112,3 +112,20 @@ def test_idx_reader_resizes_to_the_configured_size(cfg_factory, tmp_path):
     overrides = ["data=mnist", "data.download=false", "data.val_size=5", f"paths.data_dir={tmp_path}"]
     dm = instantiate_datamodule(cfg_factory("train", [*overrides, "data.image_size=32"]), train=False)
     assert dm.dataset("train")[[0]][0].shape == (1, 1, 32, 32)
+
+
+def test_train_per_class_keeps_a_fixed_balanced_subset(cfg_factory):
+    dm = instantiate_datamodule(cfg_factory("train", ["data.train_per_class=10"]), train=False)
+    labels = dm.dataset("train").labels
+    assert torch.equal(torch.bincount(labels), torch.full((10,), 10))
+    again = instantiate_datamodule(cfg_factory("train", ["data.train_per_class=10"]), train=False)
+    assert torch.equal(dm.dataset("train").images, again.dataset("train").images)
+    full = instantiate_datamodule(cfg_factory("train", []), train=False)
+    assert len(dm.dataset("test")) == len(full.dataset("test"))
+    assert torch.equal(dm.dataset("test").images, full.dataset("test").images)
+
+
+@pytest.mark.parametrize(("value", "needle"), [(1000, "larger than"), (0, "at least 1")])
+def test_train_per_class_out_of_range_is_refused(cfg_factory, value, needle):
+    with pytest.raises(GenlabError, match=needle):
+        instantiate_datamodule(cfg_factory("train", [f"data.train_per_class={value}"])).setup()

@@ -143,6 +143,10 @@ class ImageDataModule(LightningDataModule):
         batch_size, num_workers: DataLoader settings.
         split_seed: seed of any random train/val/test partition.
         augmentation: a :class:`genlab.augment.Augmentation` applied to training batches only.
+        hflip_p: probability of horizontal flips that augment pipelines use (0 where a mirror
+            image changes the label, as for digits).
+        train_per_class: keep only this many training images per class (few-shot studies);
+            chosen with ``split_seed``, so every run with the same seed sees the same images.
     """
 
     def __init__(
@@ -157,6 +161,7 @@ class ImageDataModule(LightningDataModule):
         split_seed: int = 0,
         augmentation: object | None = None,
         hflip_p: float = 0.5,
+        train_per_class: int | None = None,
     ) -> None:
         super().__init__()
         if image_size < 4:
@@ -173,6 +178,7 @@ class ImageDataModule(LightningDataModule):
         self.split_seed = split_seed
         self.augmentation = augmentation
         self.hflip_p = hflip_p
+        self.train_per_class = train_per_class
         self.datasets: dict[str, Dataset] = {}
 
     def load_splits(self) -> dict[str, TensorSplit | FileImages]:
@@ -183,12 +189,44 @@ class ImageDataModule(LightningDataModule):
         if self.datasets:
             return
         transform = getattr(self.augmentation, "sample_transform", None)
-        for split, data in self.load_splits().items():
+        splits = self.load_splits()
+        if self.train_per_class is not None:
+            splits["train"] = self._few_shot(splits["train"])
+        for split, data in splits.items():
             if isinstance(data, TensorSplit):
                 self.datasets[split] = InMemoryImages(data, transform if split == "train" else None)
             else:
                 data.transform = transform if split == "train" else None
                 self.datasets[split] = data
+
+    def _few_shot(self, train: TensorSplit | FileImages) -> TensorSplit | FileImages:
+        """The first ``train_per_class`` images of each class in a fixed random order."""
+        n = self.train_per_class
+        if self.num_classes < 1:
+            raise GenlabError(f"data.train_per_class={n} needs a labelled dataset; data={self.name} has no labels.")
+        if n < 1:
+            raise GenlabError(f"data.train_per_class={n} must be at least 1.")
+        labels = train.labels
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.split_seed))
+        keep = []
+        for label in range(self.num_classes):
+            members = order[labels[order] == label]
+            if len(members) < n:
+                raise GenlabError(
+                    f"data.train_per_class={n} is larger than the {len(members)} training images of class {label} "
+                    f"in data={self.name}: use at most {int(torch.bincount(labels, minlength=self.num_classes).min())}."
+                )
+            keep.append(members[:n])
+        index = torch.cat(keep).sort().values
+        if isinstance(train, TensorSplit):
+            return train.subset(index)
+        return FileImages(
+            [train.paths[i] for i in index.tolist()],
+            labels[index].tolist(),
+            train.image_size,
+            1 if train.mode == "L" else 3,
+            center_crop=train.center_crop,
+        )
 
     def dataset(self, split: str) -> Dataset:
         """The dataset of one split (``train``, ``val`` or ``test``), loading it on first use."""
