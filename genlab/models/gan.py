@@ -69,8 +69,9 @@ class GANModule(GenerativeModule):
         optimizer_g, optimizer_d: partial optimizers called with the parameters.
         num_classes: > 0 for a class-conditional GAN (fakes use the real batch's labels).
         n_critic: discriminator updates per generator update.
-        ema_decay: keep an exponential moving average of the generator's weights (e.g. 0.999),
-            used for samples and eval and saved in checkpoints; null to turn it off.
+        ema_decay: keep an exponential moving average of the generator's weights (e.g. 0.999, with
+            warm-up ``min(decay, (1 + t) / (10 + t))`` after t updates), used for samples and eval and
+            saved in checkpoints; null to turn it off.
     """
 
     sample_options: ClassVar[frozenset[str]] = frozenset({"truncation", "interpolate"})
@@ -104,6 +105,7 @@ class GANModule(GenerativeModule):
         self.ema_decay = ema_decay
         self.generator_ema = copy.deepcopy(generator).requires_grad_(False) if ema_decay is not None else None
         self.d_updates = 0
+        self.ema_updates = 0
         self._check_compatible()
 
     @property
@@ -230,16 +232,21 @@ class GANModule(GenerativeModule):
     def _update_ema(self) -> None:
         if self.generator_ema is None:
             return
+        # Warm-up (as TensorFlow's ExponentialMovingAverage): early on the average follows the weights
+        # closely, so short runs are not dominated by the random initialisation.
+        self.ema_updates += 1
+        decay = min(self.ema_decay, (1 + self.ema_updates) / (10 + self.ema_updates))
         for ema, param in zip(self.generator_ema.parameters(), self.generator.parameters(), strict=True):
-            ema.lerp_(param, 1.0 - self.ema_decay)
+            ema.lerp_(param, 1.0 - decay)
         for ema, buffer in zip(self.generator_ema.buffers(), self.generator.buffers(), strict=True):
             ema.copy_(buffer)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["gan_d_updates"] = self.d_updates
+        checkpoint["gan_updates"] = {"d": self.d_updates, "ema": self.ema_updates}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.d_updates = int(checkpoint.get("gan_d_updates", 0))
+        updates = checkpoint.get("gan_updates", {})
+        self.d_updates, self.ema_updates = int(updates.get("d", 0)), int(updates.get("ema", 0))
 
 
 def check_truncation(value: float | None) -> float:

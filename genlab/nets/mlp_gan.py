@@ -69,7 +69,7 @@ class MLPDiscriminator(nn.Module):
         channels: int = 1,
         image_size: int = 28,
         hidden: Sequence[int] = (512, 256),
-        dropout: float = 0.3,
+        dropout: float = 0.0,
         batch_norm: bool = False,
         head: Callable[[int], nn.Module] | None = None,
     ) -> None:
