@@ -259,3 +259,11 @@ def test_bad_train_options_fail_clearly(tmp_path, args, needle):
 def test_sample_refuses_a_run_that_is_not_a_gan(tmp_path):
     run_dir = train_run(["model=cnn", "model.net.widths=[4]", *FAST, "logger=none", "test=false"], tmp_path)
     assert_clear_failure(run_cli(["sample", f"run={run_dir}"], tmp_path, timeout=120), "cnn")
+
+
+def test_dcgan_celeba_experiment_builds_the_tutorials_nets(cfg_factory):
+    cfg = cfg_factory("train", ["experiment=dcgan_celeba"])
+    assert (cfg.data.name, cfg.data.image_size, cfg.data.channels, cfg.trainer.max_epochs) == ("celeba", 64, 3, 5)
+    model = instantiate_model(cfg)
+    assert sum(p.numel() for p in model.generator.parameters()) == 3_576_704
+    assert sum(p.numel() for p in model.discriminator.parameters()) == 2_765_568
