@@ -31,7 +31,7 @@ def test_train_help_shows_config_groups(tmp_path):
 
 @pytest.mark.slow
 def test_train_writes_the_run_folder_of_the_contract(tmp_path):
-    result = run_cli(["train", *FAST], tmp_path)
+    result = run_cli(["train", "model=cnn", *FAST], tmp_path)
     assert result.returncode == 0, result.stderr
     run = only_run_dir(tmp_path)
     assert run.name.endswith("_cnn_digits")
@@ -49,7 +49,7 @@ def test_train_writes_the_run_folder_of_the_contract(tmp_path):
         (["train", "model=nosuchmodel"], "nosuchmodel"),
         (["train", "data=nosuchdata"], "nosuchdata"),
         (["train", "data=mnist", "data.download=false", *FAST], "MNIST"),
-        (["train", "data.image_size=6", *FAST], "image_size=6"),
+        (["train", "model=cnn", "data.image_size=6", *FAST], "image_size=6"),
         (["train", "augment=basic", "augment.transforms.0.p=1.5", *FAST], "p"),
         (["augment", "n=0"], "n=0"),
         (["sample", "run=does/not/exist"], "not a genlab run folder"),

@@ -267,3 +267,14 @@ def test_dcgan_celeba_experiment_builds_the_tutorials_nets(cfg_factory):
     model = instantiate_model(cfg)
     assert sum(p.numel() for p in model.generator.parameters()) == 3_576_704
     assert sum(p.numel() for p in model.discriminator.parameters()) == 2_765_568
+
+
+@pytest.mark.slow
+def test_plain_train_is_the_mlp_gan_with_grids(tmp_path):
+    result = run_cli(["train", *FAST], tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    (run,) = (tmp_path / "outputs" / "train").iterdir()
+    assert run.name.endswith("_gan_digits")
+    assert (run / "samples" / "epoch_0001.png").is_file() and (run / "samples" / "progress.png").is_file()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and math.isfinite(metrics["train/loss_g"])
