@@ -65,7 +65,7 @@ def test_train_writes_the_run_folder_of_the_contract(cnn_run):
         (["train", "model=nosuchmodel"], "nosuchmodel"),
         (["train", "data=nosuchdata"], "nosuchdata"),
         (["train", "data=mnist", "data.download=false", *FAST], "MNIST"),
-        (["train", "data.image_size=6", *FAST], "image_size=6"),
+        (["train", "model=cnn", "data.image_size=6", *FAST], "image_size=6"),
         (["train", "augment=basic", "augment.transforms.0.p=1.5", *FAST], "p"),
         (["augment", "n=0"], "n=0"),
         (["sample", "run=does/not/exist"], "not a genlab run folder"),

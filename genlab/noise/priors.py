@@ -31,6 +31,10 @@ class NoiseDist:
         weights = torch.linspace(0, 1, steps, device=start.device).unsqueeze(1)
         return (1 - weights) * start + weights * end
 
+    def truncate(self, threshold: float) -> NoiseDist:
+        """This prior restricted to [-threshold, threshold] per coordinate (the "truncation trick")."""
+        raise NotImplementedError
+
     @staticmethod
     def _device(generator: torch.Generator | None, device: torch.device | str | None) -> torch.device:
         if generator is not None:
@@ -59,6 +63,9 @@ class GaussianNoise(NoiseDist):
             return super().interpolate(start, end, steps)
         return (torch.sin((1 - weights) * omega) * start + torch.sin(weights * omega) * end) / torch.sin(omega)
 
+    def truncate(self, threshold: float) -> NoiseDist:
+        return TruncatedNormalNoise(threshold)
+
 
 class UniformNoise(NoiseDist):
     """U(low, high)^K, interpolated linearly (a straight line stays inside the box)."""
@@ -73,6 +80,15 @@ class UniformNoise(NoiseDist):
     def sample(self, shape, generator=None, device=None) -> Tensor:
         u = torch.rand(*shape, generator=generator, device=self._device(generator, device))
         return _to(u * (self.high - self.low) + self.low, device)
+
+    def truncate(self, threshold: float) -> NoiseDist:
+        low, high = max(self.low, -threshold), min(self.high, threshold)
+        if not low < high:
+            raise GenlabError(
+                f"truncation={threshold} leaves nothing of the uniform prior U({self.low}, {self.high}): "
+                "use a larger truncation."
+            )
+        return UniformNoise(low, high)
 
 
 class TruncatedNormalNoise(NoiseDist):
@@ -92,3 +108,6 @@ class TruncatedNormalNoise(NoiseDist):
         p = (1 - cdf_hi) + u * (2 * cdf_hi - 1)
         z = math.sqrt(2) * torch.erfinv(2 * p - 1)
         return _to(z.clamp_(-self.threshold, self.threshold).float(), device)
+
+    def truncate(self, threshold: float) -> NoiseDist:
+        return TruncatedNormalNoise(min(threshold, self.threshold))
