@@ -144,8 +144,8 @@ class DiffusionModule(GenerativeModule):
     def update_ema(self) -> None:
         """ema ← d·ema + (1 − d)·θ with d = min(ema_decay, (1 + n)/(10 + n)) after n updates."""
         decay = min(self.ema_decay, (1 + self.global_step) / (10 + self.global_step))
-        ema = list(self.ema_net.parameters())
-        torch._foreach_lerp_(ema, [p.detach() for p in self.net.parameters()], 1 - decay)
+        for ema, param in zip(self.ema_net.parameters(), self.net.parameters(), strict=True):
+            ema.lerp_(param.detach(), 1 - decay)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.update_ema()
