@@ -32,6 +32,11 @@ def _extract(values: Tensor, t: Tensor, ndim: int) -> Tensor:
     return values.gather(0, t).reshape(-1, *([1] * (ndim - 1)))
 
 
+def _check_timesteps(timesteps: int) -> None:
+    if isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps < 1:
+        raise GenlabError(f"schedule.timesteps={timesteps} must be an integer ≥ 1.")
+
+
 class NoiseSchedule(nn.Module):
     """A schedule built from its betas; holds every derived term as a buffer.
 
@@ -40,13 +45,14 @@ class NoiseSchedule(nn.Module):
     ``posterior_log_variance_clipped``, ``posterior_mean_coef1``, ``posterior_mean_coef2``.
     """
 
-    def __init__(self, betas: Tensor) -> None:
+    def __init__(self, betas: Tensor, params: str = "") -> None:
         super().__init__()
         if betas.ndim != 1 or len(betas) < 1:
             raise GenlabError("a noise schedule needs at least one timestep.")
-        if not bool(((betas > 0) & (betas < 1)).all()):
+        stored = betas.float()
+        if not bool(((betas > 0) & (betas < 1) & (stored > 0) & (stored < 1)).all()):
             raise GenlabError(
-                f"schedule parameters give betas outside (0, 1) (min {betas.min().item():.3g}, "
+                f"schedule parameters {params or ''}give betas outside (0, 1) (min {betas.min().item():.3g}, "
                 f"max {betas.max().item():.3g}): every beta must satisfy 0 < beta < 1."
             )
         alphas = 1 - betas
@@ -102,15 +108,17 @@ class LinearSchedule(NoiseSchedule):
     """β_t linear from ``beta_start`` to ``beta_end`` over ``timesteps`` steps (Ho et al. 2020)."""
 
     def __init__(self, timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 2e-2) -> None:
-        if timesteps < 1:
-            raise GenlabError(f"schedule.timesteps={timesteps} must be at least 1.")
-        super().__init__(linear_betas(timesteps, beta_start, beta_end))
+        _check_timesteps(timesteps)
+        params = f"(schedule.beta_start={beta_start}, schedule.beta_end={beta_end}) "
+        super().__init__(linear_betas(timesteps, beta_start, beta_end), params)
 
 
 class CosineSchedule(NoiseSchedule):
     """Cosine ᾱ_t (Nichol & Dhariwal 2021) with offset ``s``; β clipped at ``max_beta``."""
 
     def __init__(self, timesteps: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> None:
-        if timesteps < 1:
-            raise GenlabError(f"schedule.timesteps={timesteps} must be at least 1.")
-        super().__init__(cosine_betas(timesteps, s, max_beta))
+        _check_timesteps(timesteps)
+        if not s > 0:
+            raise GenlabError(f"schedule.s={s} must be > 0 (the cosine schedule's offset, 0.008 in the paper).")
+        params = f"(schedule.s={s}, schedule.max_beta={max_beta}) "
+        super().__init__(cosine_betas(timesteps, s, max_beta), params)

@@ -1,0 +1,211 @@
+"""Figures of a diffusion run, written to ``<run>/samples/`` and to TensorBoard.
+
+- ``forward.png``: training images (rows) noised by q(x_t | x_0) at t = 0, 100, …, T − 1 (columns);
+- ``reverse.png``: x_t along sampling trajectories (rows) from pure noise (left) to the sample (right);
+- ``reconstruct.png``: rows original | noised to t | denoised back from t;
+- ``epoch_XXXX.png``: a DDIM sample grid from fixed noise (one row per class for conditional models).
+
+Models that are not :class:`~genlab.models.ddpm.DiffusionModule` are skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from io import BytesIO
+from pathlib import Path
+
+import torch
+from pytorch_lightning import Callback, LightningModule, Trainer
+from torch import Tensor
+from torchvision.transforms.v2.functional import to_pil_image
+from torchvision.utils import make_grid
+
+from genlab.errors import GenlabError
+from genlab.io import atomic_write_bytes
+from genlab.models.base import to_unit_range
+from genlab.models.ddpm import DiffusionModule
+
+log = logging.getLogger("genlab")
+
+
+def frame_times(timesteps: int, frames: int) -> list[int]:
+    """``frames`` timesteps from 0 to T − 1: multiples of T // (frames − 1), then T − 1 (0, 100, …, 900, 999)."""
+    step = timesteps // max(1, frames - 1)
+    if frames < 2 or step < 1:
+        return sorted(set(range(0, timesteps, max(1, step))) | {timesteps - 1})
+    return [step * i for i in range(frames - 1)] + [timesteps - 1]
+
+
+def grid_png(images: Tensor, nrow: int) -> tuple[bytes, Tensor]:
+    """PNG bytes and the (3, H, W) float grid of images in [-1, 1]."""
+    grid = make_grid(to_unit_range(images.float().cpu()), nrow=nrow, padding=2, pad_value=1.0)
+    buffer = BytesIO()
+    to_pil_image(grid).save(buffer, format="PNG")
+    return buffer.getvalue(), grid
+
+
+class DiffusionVisualizer(Callback):
+    """Writes the forward, reverse, reconstruction and per-epoch figures of a diffusion model.
+
+    Args:
+        dirpath: folder of the figures (``<run>/samples``).
+        n: images in the per-epoch grid (conditional: whole rows of one class each).
+        grid_steps: DDIM steps of the per-epoch grid.
+        every_n_epochs: epochs between grids (the last epoch always gets one).
+        seed: seed of the fixed noise.
+        n_forward: training images in forward.png.
+        n_reverse: trajectories in reverse.png.
+        reverse_sampler: ``ddpm`` (all T steps) or ``ddim`` (``grid_steps``) for reverse.png.
+        frames: columns of forward.png and reverse.png.
+        n_reconstruct: images in reconstruct.png.
+        reconstruct_t: noise level of reconstruct.png as a share of T (denoised back with DDPM).
+    """
+
+    def __init__(
+        self,
+        dirpath: str,
+        n: int = 64,
+        grid_steps: int = 20,
+        every_n_epochs: int = 1,
+        seed: int = 0,
+        n_forward: int = 6,
+        n_reverse: int = 4,
+        reverse_sampler: str = "ddpm",
+        frames: int = 11,
+        n_reconstruct: int = 8,
+        reconstruct_t: float = 0.5,
+    ) -> None:
+        if n < 1 or grid_steps < 1 or every_n_epochs < 1 or frames < 1:
+            raise GenlabError("callbacks.diffusion_viz: n, grid_steps, every_n_epochs and frames must be ≥ 1.")
+        if not 0 < reconstruct_t <= 1:
+            raise GenlabError(f"callbacks.diffusion_viz.reconstruct_t={reconstruct_t} must be in (0, 1].")
+        if reverse_sampler not in ("ddpm", "ddim"):
+            raise GenlabError(f"callbacks.diffusion_viz.reverse_sampler={reverse_sampler} is not ddpm or ddim.")
+        self.dirpath = Path(dirpath)
+        self.n = n
+        self.grid_steps = grid_steps
+        self.every_n_epochs = every_n_epochs
+        self.seed = seed
+        self.n_forward = n_forward
+        self.n_reverse = n_reverse
+        self.reverse_sampler = reverse_sampler
+        self.frames = frames
+        self.n_reconstruct = n_reconstruct
+        self.reconstruct_t = reconstruct_t
+
+    # ----- helpers ------------------------------------------------------------------------------
+
+    def _generator(self, offset: int = 0) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed + offset)
+
+    def _write(self, trainer: Trainer, name: str, images: Tensor, nrow: int, tag: str) -> None:
+        png, grid = grid_png(images, nrow)
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.dirpath / name, png)
+        for logger in trainer.loggers:
+            add_image = getattr(getattr(logger, "experiment", None), "add_image", None)
+            if callable(add_image):
+                add_image(tag, grid, global_step=trainer.global_step)
+
+    @staticmethod
+    def _training_images(trainer: Trainer, k: int) -> tuple[Tensor, Tensor] | None:
+        datamodule = trainer.datamodule
+        if datamodule is None or not hasattr(datamodule, "dataset"):
+            return None
+        dataset = datamodule.dataset("train")
+        idx = range(min(k, len(dataset)))
+        images = torch.stack([dataset.load_uint8(i) for i in idx]).float().div(127.5).sub(1)
+        return images, torch.as_tensor([int(dataset.labels[i]) for i in idx])
+
+    def _grid_labels(self, model: DiffusionModule) -> tuple[Tensor | None, int, int]:
+        """Labels of the epoch grid (rows of one class), its size and images per row."""
+        if not model.conditional:
+            nrow = max(1, round(self.n**0.5))
+            return None, self.n, nrow
+        per_class = max(1, self.n // model.num_classes)
+        labels = torch.arange(model.num_classes).repeat_interleave(per_class)
+        return labels, len(labels), per_class
+
+    @staticmethod
+    def _sample_labels(model: DiffusionModule, labels: Tensor | None) -> Tensor | None:
+        if not model.conditional:
+            return None
+        return labels.clamp_min(0).to(model.device)
+
+    # ----- hooks --------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not isinstance(pl_module, DiffusionModule) or not trainer.is_global_zero:
+            return
+        batch = self._training_images(trainer, self.n_forward)
+        if batch is None:
+            return
+        x0 = batch[0].to(pl_module.device)
+        schedule = pl_module.schedule
+        times = frame_times(schedule.timesteps, self.frames)
+        noise = torch.randn(x0.shape, generator=self._generator()).to(x0.device)
+        columns = [schedule.q_sample(x0, torch.full((len(x0),), t, device=x0.device), noise) for t in times]
+        images = torch.stack(columns, dim=1).flatten(0, 1)
+        self._write(trainer, "forward.png", images, len(times), "diffusion/forward")
+        log.info("forward.png: columns at t = %s", ", ".join(map(str, times)))
+
+    @torch.no_grad()
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not isinstance(pl_module, DiffusionModule) or not trainer.is_global_zero:
+            return
+        epoch = trainer.current_epoch + 1
+        last = trainer.max_epochs is not None and epoch >= trainer.max_epochs
+        if epoch % self.every_n_epochs and not last:
+            return
+        labels, n, nrow = self._grid_labels(pl_module)
+        options = pl_module.sampling_options("ddim", min(self.grid_steps, pl_module.schedule.timesteps), 0.0)
+        eps_fn = pl_module.denoiser(self._sample_labels(pl_module, labels), options["guidance"])
+        shape = (n, *pl_module.image_shape)
+        images = pl_module.run_sampler(eps_fn, shape, self._generator(), options)
+        self._write(trainer, f"epoch_{epoch:04d}.png", images, nrow, "samples/grid")
+
+    @torch.no_grad()
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not isinstance(pl_module, DiffusionModule) or not trainer.is_global_zero:
+            return
+        self._reverse(trainer, pl_module)
+        self._reconstruct(trainer, pl_module)
+
+    def _reverse(self, trainer: Trainer, model: DiffusionModule) -> None:
+        T = model.schedule.timesteps
+        labels = torch.arange(self.n_reverse) % model.num_classes if model.conditional else None
+        if self.reverse_sampler == "ddpm":
+            options = model.sampling_options("ddpm")
+        else:
+            options = model.sampling_options("ddim", min(self.grid_steps, T), 0.0)
+        eps_fn = model.denoiser(self._sample_labels(model, labels), options["guidance"])
+        shape = (self.n_reverse, *model.image_shape)
+        _, trajectory = model.run_sampler(eps_fn, shape, self._generator(1), options, return_trajectory=True)
+        by_time = dict(trajectory)
+        wanted: list[int] = []
+        for i in range(self.frames):
+            target = T - i * T / max(1, self.frames - 1)
+            nearest = min(by_time, key=lambda s, target=target: abs(s - target))
+            if nearest not in wanted:
+                wanted.append(nearest)
+        columns = [by_time[t] for t in wanted]
+        images = torch.stack(columns, dim=1).flatten(0, 1)
+        self._write(trainer, "reverse.png", images, len(columns), "diffusion/reverse")
+        log.info("reverse.png (%s): columns at t = %s", options["sampler"], ", ".join(map(str, wanted)))
+
+    def _reconstruct(self, trainer: Trainer, model: DiffusionModule) -> None:
+        batch = self._training_images(trainer, self.n_reconstruct)
+        if batch is None:
+            return
+        x0 = batch[0].to(model.device)
+        T = model.schedule.timesteps
+        t = max(0, min(T - 1, round(self.reconstruct_t * T) - 1))
+        generator = self._generator(2)
+        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+        x_t = model.schedule.q_sample(x0, torch.full((len(x0),), t, device=x0.device), noise)
+        options = model.sampling_options("ddpm")
+        eps_fn = model.denoiser(self._sample_labels(model, batch[1]), options["guidance"])
+        x_back = model.run_sampler(eps_fn, tuple(x0.shape), generator, options, x_start=x_t, start_t=t)
+        self._write(trainer, "reconstruct.png", torch.cat([x0, x_t, x_back]), len(x0), "diffusion/reconstruct")
+        log.info("reconstruct.png: rows original | noised to t=%d | denoised back (ddpm)", t + 1)

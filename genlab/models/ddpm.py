@@ -1,0 +1,259 @@
+"""DDPM (Ho et al. 2020) as a LightningModule: ε-prediction trained with L_simple, EMA weights for
+sampling, and an optional class-conditional variant with classifier-free guidance (Ho & Salimans 2021).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from genlab.diffusion.samplers import EpsFn, check_sampler_options, ddim_sample, ddpm_sample
+from genlab.diffusion.schedules import NoiseSchedule
+from genlab.errors import GenlabError, TrainingDivergedError
+from genlab.models.base import GenerativeModule
+from genlab.noise.priors import GaussianNoise, NoiseDist
+
+SAMPLERS = ("ddpm", "ddim")
+DEFAULT_DDIM_STEPS = 50
+
+
+class DiffusionModule(GenerativeModule):
+    """Denoising diffusion model: learns ε_θ(x_t, t[, y]) by minimising ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖².
+
+    Logs ``train/loss`` and ``val/loss`` (the EMA net on fixed t and noise). Samples with the EMA
+    weights, which live in ``ema_net`` and are saved in checkpoints.
+
+    Args:
+        net: a partial noise-prediction net, called with ``num_classes`` (0 when unconditional).
+        schedule: the noise schedule (the top-level ``schedule`` group).
+        optimizer: a partial optimizer called with the net's parameters.
+        channels, image_size: the generated images' shape.
+        num_classes: the dataset's classes (used when ``conditional``).
+        conditional: train with labels (dropped to the null class with ``label_dropout``).
+        label_dropout: probability of replacing a label by the null class during training.
+        noise_dist: the run's ``noise_dist``; only Gaussian noise is meaningful for diffusion.
+        ema_decay: EMA decay of the sampling weights (with warm-up min(decay, (1+n)/(10+n))).
+        sampler: default sampler, ``ddpm`` or ``ddim``.
+        steps: default DDIM steps (ddpm always runs all T steps).
+        eta: default DDIM η.
+        variance: DDPM σ_t²: ``beta`` (β_t) or ``posterior`` (β̃_t).
+        clip_x0: clip the predicted x_0 to [−1, 1] while sampling.
+        guidance: default classifier-free guidance scale s of conditional models,
+            ε = ε(∅) + s (ε(y) − ε(∅)); 1 = plain conditional, 0 = unconditional.
+        sample_batch_size: images denoised at once by :meth:`generate`.
+        scheduler: optional partial LR scheduler called with the optimizer.
+    """
+
+    sample_options: ClassVar[frozenset[str]] = frozenset({"sampler", "steps", "eta", "guidance"})
+
+    def __init__(
+        self,
+        net: Callable[..., nn.Module],
+        schedule: NoiseSchedule,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        channels: int,
+        image_size: int,
+        num_classes: int = 0,
+        conditional: bool = False,
+        label_dropout: float = 0.1,
+        noise_dist: NoiseDist | None = None,
+        ema_decay: float = 0.999,
+        sampler: str = "ddpm",
+        steps: int | None = None,
+        eta: float = 0.0,
+        variance: str = "beta",
+        clip_x0: bool = True,
+        guidance: float | None = None,
+        sample_batch_size: int = 256,
+        scheduler: Callable[..., Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if noise_dist is not None and not isinstance(noise_dist, GaussianNoise):
+            name = getattr(noise_dist, "name", type(noise_dist).__name__)
+            raise GenlabError(
+                f"noise_dist={name} cannot be used with a diffusion model: its forward process "
+                "q(x_t | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I) is Gaussian by definition. Use noise_dist=gaussian."
+            )
+        if conditional and num_classes < 1:
+            raise GenlabError(
+                "model.conditional=true needs a labelled dataset (data.num_classes > 0); "
+                "train model=ddpm on unlabelled data."
+            )
+        if not 0 <= label_dropout < 1:
+            raise GenlabError(f"model.label_dropout={label_dropout} must be in [0, 1).")
+        if not 0 <= ema_decay < 1:
+            raise GenlabError(f"model.ema_decay={ema_decay} must be in [0, 1).")
+        self.num_classes = num_classes if conditional else 0
+        self.net = net(num_classes=self.num_classes)
+        self.ema_net = copy.deepcopy(self.net).requires_grad_(False)
+        self.schedule = schedule
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.image_shape = (channels, image_size, image_size)
+        self.label_dropout = label_dropout
+        self.ema_decay = ema_decay
+        self.variance = variance
+        self.clip_x0 = clip_x0
+        self.sample_batch_size = sample_batch_size
+        self.defaults = {"sampler": sampler, "steps": steps, "eta": eta, "guidance": guidance}
+        check_sampler_options(schedule.timesteps, steps, eta)  # refuse bad defaults at construction
+        self.sampling_options()
+
+    def train(self, mode: bool = True) -> DiffusionModule:
+        """Switch the trained net's mode; the EMA net always stays in eval mode (no dropout when sampling)."""
+        super().train(mode)
+        self.ema_net.eval()
+        return self
+
+    # ----- training -----------------------------------------------------------------------------
+
+    def diffusion_loss(self, net: nn.Module, x0: Tensor, labels: Tensor | None, generator=None) -> Tensor:
+        """L_simple on a batch: t ~ U{0..T−1}, ε ~ N(0, I)."""
+        t = torch.randint(0, self.schedule.timesteps, (x0.shape[0],), device=x0.device, generator=generator)
+        noise = torch.randn(x0.shape, device=x0.device, generator=generator)
+        return F.mse_loss(net(self.schedule.q_sample(x0, t, noise), t, labels), noise)
+
+    def _train_labels(self, labels: Tensor) -> Tensor | None:
+        if not self.conditional:
+            return None
+        if bool((labels < 0).any()):
+            raise GenlabError("a conditional diffusion model needs labels, but this dataset has unlabelled images.")
+        drop = torch.rand(labels.shape, device=labels.device) < self.label_dropout
+        return torch.where(drop, torch.full_like(labels, self.num_classes), labels)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        images, labels = batch
+        loss = self.diffusion_loss(self.net, images, self._train_labels(labels))
+        if not torch.isfinite(loss):
+            raise TrainingDivergedError(f"the diffusion loss became {loss.item()} at step {self.global_step}.")
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        images, labels = batch
+        generator = torch.Generator(images.device).manual_seed(batch_idx)
+        labels = labels if self.conditional else None
+        self.log("val/loss", self.diffusion_loss(self.ema_net, images, labels, generator), prog_bar=True)
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """ema ← d·ema + (1 − d)·θ with d = min(ema_decay, (1 + n)/(10 + n)) after n updates."""
+        decay = min(self.ema_decay, (1 + self.global_step) / (10 + self.global_step))
+        for ema, param in zip(self.ema_net.parameters(), self.net.parameters(), strict=True):
+            ema.lerp_(param.detach(), 1 - decay)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.update_ema()
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=self.net.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer=optimizer)}
+
+    # ----- sampling -----------------------------------------------------------------------------
+
+    def sampling_options(
+        self, sampler: str | None = None, steps: int | None = None, eta: float | None = None, guidance=None
+    ) -> dict[str, Any]:
+        """The sampler settings to use (given values over the model's defaults), validated."""
+        T = self.schedule.timesteps
+        chosen = sampler or self.defaults["sampler"]
+        if chosen not in SAMPLERS:
+            raise GenlabError(f"sampler={chosen} is not one of {', '.join(SAMPLERS)}.")
+        check_sampler_options(T, steps, eta)
+        if guidance is not None and not self.conditional:
+            raise GenlabError(
+                f"guidance={guidance} needs a conditional model, but this run is unconditional: drop guidance= "
+                "or train model=cddpm (classifier-free guidance)."
+            )
+        if guidance is not None and not guidance >= 0:
+            raise GenlabError(f"guidance={guidance} must be ≥ 0 (1 = plain conditional sampling, 0 = unconditional).")
+        if chosen == "ddpm":
+            if steps is not None and steps != T:
+                raise GenlabError(
+                    f"steps={steps} needs sampler=ddim: sampler=ddpm always runs all T={T} steps "
+                    "(e.g. sampler=ddim steps=50)."
+                )
+            if eta is not None:
+                raise GenlabError(f"eta={eta} only applies to sampler=ddim.")
+            return {"sampler": "ddpm", "guidance": self._guidance(guidance)}
+        default_steps = self.defaults["steps"] or min(DEFAULT_DDIM_STEPS, T)
+        return {
+            "sampler": "ddim",
+            "steps": steps or default_steps,
+            "eta": self.defaults["eta"] if eta is None else eta,
+            "guidance": self._guidance(guidance),
+        }
+
+    def _guidance(self, guidance: float | None) -> float:
+        if guidance is not None:
+            return float(guidance)
+        return float(self.defaults["guidance"]) if self.conditional and self.defaults["guidance"] is not None else 1.0
+
+    def denoiser(self, labels: Tensor | None, guidance: float = 1.0, net: nn.Module | None = None) -> EpsFn:
+        """ε(x_t, t) for ``labels`` (None → the null class), with classifier-free guidance scale ``guidance``."""
+        net = self.ema_net if net is None else net
+        if not self.conditional:
+            return lambda x, t: net(x, t)
+        if labels is None or guidance == 1.0:
+            return lambda x, t: net(x, t, labels)
+        null = torch.full_like(labels, self.num_classes)
+
+        def guided(x: Tensor, t: Tensor) -> Tensor:
+            eps_cond, eps_null = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, null])).chunk(2)
+            return eps_null + guidance * (eps_cond - eps_null)
+
+        return guided
+
+    def run_sampler(
+        self,
+        eps_fn: EpsFn,
+        shape: tuple[int, ...],
+        generator: torch.Generator | None,
+        options: dict[str, Any],
+        **kwargs: Any,
+    ) -> Any:
+        """Run the sampler named in ``options`` (from :meth:`sampling_options`); ``kwargs`` go to it."""
+        if options["sampler"] == "ddpm":
+            return ddpm_sample(
+                eps_fn, self.schedule, shape, generator, variance=self.variance, clip_x0=self.clip_x0, **kwargs
+            )
+        return ddim_sample(
+            eps_fn,
+            self.schedule,
+            shape,
+            generator,
+            steps=options["steps"],
+            eta=options["eta"],
+            clip_x0=self.clip_x0,
+            **kwargs,
+        )
+
+    @torch.no_grad()
+    def generate(
+        self,
+        n: int,
+        labels: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        sampler: str | None = None,
+        steps: int | None = None,
+        eta: float | None = None,
+        guidance: float | None = None,
+    ) -> Tensor:
+        """``n`` images in [-1, 1] from the EMA net, ``sample_batch_size`` at a time."""
+        options = self.sampling_options(sampler, steps, eta, guidance)
+        if labels is not None and not self.conditional:
+            raise GenlabError("labels were given, but this diffusion model is unconditional.")
+        out = []
+        for start in range(0, n, self.sample_batch_size):
+            k = min(self.sample_batch_size, n - start)
+            chunk = None if labels is None else labels[start : start + k].to(self.device)
+            eps_fn = self.denoiser(chunk, options["guidance"])
+            out.append(self.run_sampler(eps_fn, (k, *self.image_shape), generator, options))
+        return torch.cat(out).clamp(-1, 1)
