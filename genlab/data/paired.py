@@ -218,7 +218,7 @@ class EdgesDataModule(PairedDataModule):
         threshold: edge threshold on the Sobel magnitude (a black-to-white step scores 1).
     """
 
-    def __init__(self, source: Mapping[str, Any], threshold: float = 0.3, **kwargs: Any) -> None:
+    def __init__(self, source: Mapping[str, Any], threshold: float = 0.2, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not 0 < threshold < 1.5:
             raise GenlabError(f"data.threshold={threshold} must lie between 0 and 1.5 (a sharp step scores 1).")
