@@ -17,6 +17,7 @@ from genlab.models.pix2pix import LinearDecay, gan_loss
 from genlab.nets.patchgan import PatchGANDiscriminator, output_size, receptive_field
 from genlab.nets.unet import UNetGenerator, auto_depth
 from genlab.tasks.common import instantiate_datamodule, instantiate_model, instantiate_trainer
+from genlab.tasks.train import train
 
 TINY = ["model.generator.ngf=8", "model.discriminator.ndf=8", "data.batch_size=8"]
 
@@ -170,6 +171,14 @@ def test_pix2pix_lowers_the_l1_of_its_translations(cfg_factory):
     after = model.translation_metrics(dm.val_dataloader())
     assert set(before) == {"l1", "psnr", "ssim"}
     assert after["l1"] < before["l1"] and after["psnr"] > before["psnr"]
+
+
+def test_pix2pix_trains_on_a_paired_folder(cfg_factory, paired_root):
+    overrides = [f"data.root={paired_root}", "data.image_size=32", "data.load_size=36", "data.num_workers=0"]
+    cfg = cfg_factory("train", ["model=pix2pix", "data=paired_folder", *overrides, *TINY, *FAST, "logger=none"])
+    metrics = train(cfg)
+    assert metrics["status"] == "completed" and 0 <= metrics["test/l1"] <= 1
+    assert (Path(cfg.paths.run_dir) / "samples" / "epoch_0001.png").is_file()
 
 
 @pytest.fixture(scope="module")
