@@ -1,0 +1,233 @@
+"""Image datasets and the LightningDataModule that every genlab dataset builds on.
+
+Small datasets are held in memory as uint8 tensors (N, C, H, W) and batched by indexing with a
+whole batch of indices at once (no per-sample PIL round-trips). Large folders (CelebA, image
+folders) are read lazily, one file per sample. Both deliver float images in [-1, 1] and int64
+labels (-1 where a dataset has none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from pytorch_lightning import LightningDataModule
+from torch import Tensor
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    RandomSampler,
+    SequentialSampler,
+)
+from torchvision.transforms.v2 import functional as TF
+
+from genlab.errors import GenlabError
+
+SPLITS = ("train", "val", "test")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def resize_uint8(images: Tensor, size: int) -> Tensor:
+    """Resize a uint8 batch (N, C, H, W) to size×size with antialiased bilinear interpolation."""
+    if images.shape[-2:] == (size, size):
+        return images.contiguous()
+    out = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def to_model_range(images01: Tensor) -> Tensor:
+    """[0, 1] → [-1, 1]."""
+    return images01.mul(2).sub_(1)
+
+
+def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) -> dict[str, Tensor]:
+    """A fixed random train/val/test partition of ``range(n)``."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_test = round(n * test_fraction)
+    n_val = round(n * val_fraction)
+    return {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly inside ``folder``, sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+@dataclass
+class TensorSplit:
+    """One split held in memory: uint8 images (N, C, H, W) and int64 labels (N,)."""
+
+    images: Tensor
+    labels: Tensor
+
+    def subset(self, index: Tensor) -> TensorSplit:
+        return TensorSplit(self.images[index], self.labels[index])
+
+
+class InMemoryImages(Dataset):
+    """Indexed with a list of indices, returns a whole batch ``(images in [-1, 1], labels)``.
+
+    ``transform`` (per sample, on float images in [0, 1]) runs only when given: training batches.
+    """
+
+    def __init__(self, split: TensorSplit, transform: Callable[[Tensor], Tensor] | None = None) -> None:
+        self.images = split.images
+        self.labels = split.labels
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def load_uint8(self, i: int) -> Tensor:
+        """The i-th image as uint8 (C, H, W), without augmentation."""
+        return self.images[i]
+
+    def __getitem__(self, index: Sequence[int] | Tensor) -> tuple[Tensor, Tensor]:
+        index = torch.as_tensor(index, dtype=torch.long)
+        images = self.images[index].float().div_(255)
+        if self.transform is not None:
+            images = torch.stack([self.transform(image) for image in images]).clamp_(0, 1)
+        return to_model_range(images), self.labels[index]
+
+
+class FileImages(Dataset):
+    """Reads one image file per sample: optional center crop, resize, per-sample transform."""
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        labels: Sequence[int],
+        image_size: int,
+        channels: int,
+        center_crop: int | None = None,
+        transform: Callable[[Tensor], Tensor] | None = None,
+    ) -> None:
+        self.paths = list(paths)
+        self.labels = torch.as_tensor(list(labels), dtype=torch.long)
+        self.image_size = image_size
+        self.mode = "L" if channels == 1 else "RGB"
+        self.center_crop = center_crop
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load_uint8(self, i: int) -> Tensor:
+        """The i-th image as uint8 (C, H, W), cropped and resized, without augmentation."""
+        with Image.open(self.paths[i]) as pil:
+            image = TF.pil_to_tensor(pil.convert(self.mode))
+        if self.center_crop:
+            image = TF.center_crop(image, [self.center_crop, self.center_crop])
+        return TF.resize(image, [self.image_size, self.image_size], antialias=True)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
+        image = self.load_uint8(i).float().div_(255)
+        if self.transform is not None:
+            image = self.transform(image).clamp_(0, 1)
+        return to_model_range(image), self.labels[i]
+
+
+class ImageDataModule(LightningDataModule):
+    """Base datamodule: subclasses implement :meth:`load_splits`; batching lives here.
+
+    Args:
+        name: dataset name used in run-folder names.
+        channels, image_size, num_classes: what the dataset delivers (models interpolate them).
+        root: folder holding the dataset's files.
+        batch_size, num_workers: DataLoader settings.
+        split_seed: seed of any random train/val/test partition.
+        augmentation: a :class:`genlab.augment.Augmentation` applied to training batches only.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        channels: int,
+        image_size: int,
+        num_classes: int,
+        root: str | None = None,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        split_seed: int = 0,
+        augmentation: object | None = None,
+        hflip_p: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if image_size < 4:
+            raise GenlabError(f"data.image_size={image_size} is too small: use at least 4 pixels.")
+        if batch_size < 1:
+            raise GenlabError(f"data.batch_size={batch_size} must be at least 1.")
+        self.name = name
+        self.channels = channels
+        self.image_size = image_size
+        self.num_classes = num_classes
+        self.root = Path(root).expanduser() if root else None
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.split_seed = split_seed
+        self.augmentation = augmentation
+        self.hflip_p = hflip_p
+        self.datasets: dict[str, Dataset] = {}
+
+    def load_splits(self) -> dict[str, TensorSplit | FileImages]:
+        """Read the dataset; return its train/val/test splits at ``image_size``."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        transform = getattr(self.augmentation, "sample_transform", None)
+        for split, data in self.load_splits().items():
+            if isinstance(data, TensorSplit):
+                self.datasets[split] = InMemoryImages(data, transform if split == "train" else None)
+            else:
+                data.transform = transform if split == "train" else None
+                self.datasets[split] = data
+
+    def dataset(self, split: str) -> Dataset:
+        """The dataset of one split (``train``, ``val`` or ``test``), loading it on first use."""
+        self.setup()
+        if split not in self.datasets:
+            raise GenlabError(f"split={split} does not exist for data={self.name}: choose one of {sorted(self.datasets)}.")
+        return self.datasets[split]
+
+    def dataloader(self, split: str, shuffle: bool = False, drop_last: bool = False) -> DataLoader:
+        """A DataLoader over one split; in-memory splits are sliced a whole batch at a time."""
+        dataset = self.dataset(split)
+        trainer = getattr(self, "trainer", None)
+        world = trainer.world_size if trainer is not None else 1
+        generator = torch.Generator().manual_seed(self.split_seed + 1)
+        if world > 1:
+            sampler = DistributedSampler(
+                range(len(dataset)), num_replicas=world, rank=trainer.global_rank, shuffle=shuffle, seed=self.split_seed
+            )
+        elif shuffle:
+            sampler = RandomSampler(range(len(dataset)), generator=generator)
+        else:
+            sampler = SequentialSampler(range(len(dataset)))
+        common = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
+        if isinstance(dataset, InMemoryImages):
+            batches = BatchSampler(sampler, self.batch_size, drop_last=drop_last)
+            return DataLoader(dataset, sampler=batches, batch_size=None, **common)
+        return DataLoader(dataset, sampler=sampler, batch_size=self.batch_size, drop_last=drop_last, **common)
+
+    def train_dataloader(self) -> DataLoader:
+        return self.dataloader("train", shuffle=True, drop_last=len(self.dataset("train")) > self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.dataloader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.dataloader("test")
+
+    def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
+        trainer = getattr(self, "trainer", None)
+        if self.augmentation is not None and trainer is not None and trainer.training:
+            return self.augmentation.apply_batch(*batch)
+        return batch
