@@ -194,7 +194,9 @@ class ImageDataModule(LightningDataModule):
         """The dataset of one split (``train``, ``val`` or ``test``), loading it on first use."""
         self.setup()
         if split not in self.datasets:
-            raise GenlabError(f"split={split} does not exist for data={self.name}: choose one of {sorted(self.datasets)}.")
+            raise GenlabError(
+                f"split={split} does not exist for data={self.name}: choose one of {sorted(self.datasets)}."
+            )
         return self.datasets[split]
 
     def dataloader(self, split: str, shuffle: bool = False, drop_last: bool = False) -> DataLoader:

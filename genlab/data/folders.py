@@ -70,7 +70,9 @@ class ImageFolderDataModule(ImageDataModule):
     folder name) or flat (``root/*.png``, unlabelled). Split at random with ``split_seed``.
     """
 
-    def __init__(self, val_fraction: float = 0.1, test_fraction: float = 0.1, center_crop: int | None = None, **kwargs) -> None:
+    def __init__(
+        self, val_fraction: float = 0.1, test_fraction: float = 0.1, center_crop: int | None = None, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
@@ -99,7 +101,7 @@ class ImageFolderDataModule(ImageDataModule):
             labels = [-1] * len(paths)
         if len(paths) < 3:
             raise DatasetNotFoundError(
-                f"data.root={self.root} holds {len(paths)} images ({', '.join(s.lstrip('.') for s in ('.png', '.jpg'))} ...): "
+                f"data.root={self.root} holds {len(paths)} images (png, jpg ...): "
                 "put at least 3 images there, flat or in one subfolder per class."
             )
         parts = split_indices(len(paths), self.val_fraction, self.test_fraction, self.split_seed)

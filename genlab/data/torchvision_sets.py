@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -25,7 +25,9 @@ def _fixed_val_split(train: TensorSplit, val_size: int, seed: int) -> tuple[Tens
     return train.subset(order[val_size:]), train.subset(order[:val_size])
 
 
-def _download_or_explain(download: bool, try_download: Any, name: str, folder: Path, files: list[str], url: str) -> None:
+def _download_or_explain(
+    download: bool, try_download: Any, name: str, folder: Path, files: list[str], url: str
+) -> None:
     reason = "data.download=false"
     if download:
         try:
@@ -51,7 +53,9 @@ class IDXDataModule(ImageDataModule):
         val_size: images of the official training set held out for validation (fixed seed).
     """
 
-    def __init__(self, dataset_class: str = "torchvision.datasets.MNIST", download: bool = True, val_size: int = 5000, **kwargs) -> None:
+    def __init__(
+        self, dataset_class: str = "torchvision.datasets.MNIST", download: bool = True, val_size: int = 5000, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         self.dataset_class = get_class(dataset_class)
         self.download = download
@@ -80,15 +84,17 @@ class IDXDataModule(ImageDataModule):
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickles CIFAR batches (dicts of bytes, lists and numpy arrays) and nothing else."""
 
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-        ("_codecs", "encode"),
-    }
+    ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("numpy.core.multiarray", "scalar"),
+            ("numpy._core.multiarray", "scalar"),
+            ("_codecs", "encode"),
+        }
+    )
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in self.ALLOWED:
@@ -116,8 +122,8 @@ class CIFAR10DataModule(ImageDataModule):
         val_size: training images held out for validation (fixed seed).
     """
 
-    TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
-    TEST_FILES = ["test_batch"]
+    TRAIN_FILES: ClassVar[tuple[str, ...]] = tuple(f"data_batch_{i}" for i in range(1, 6))
+    TEST_FILES: ClassVar[tuple[str, ...]] = ("test_batch",)
     URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
     def __init__(self, download: bool = True, val_size: int = 5000, **kwargs) -> None:
