@@ -143,6 +143,8 @@ class ImageDataModule(LightningDataModule):
         batch_size, num_workers: DataLoader settings.
         split_seed: seed of any random train/val/test partition.
         augmentation: a :class:`genlab.augment.Augmentation` applied to training batches only.
+        fid_features: default feature network of ``genlab eval`` for this dataset (``classifier``
+            or ``inception``); read from the config by the evaluation code.
     """
 
     def __init__(
@@ -157,6 +159,7 @@ class ImageDataModule(LightningDataModule):
         split_seed: int = 0,
         augmentation: object | None = None,
         hflip_p: float = 0.5,
+        fid_features: str = "inception",
     ) -> None:
         super().__init__()
         if image_size < 4:
@@ -173,6 +176,7 @@ class ImageDataModule(LightningDataModule):
         self.split_seed = split_seed
         self.augmentation = augmentation
         self.hflip_p = hflip_p
+        self.fid_features = fid_features
         self.datasets: dict[str, Dataset] = {}
 
     def load_splits(self) -> dict[str, TensorSplit | FileImages]:
