@@ -25,6 +25,7 @@ log = logging.getLogger("genlab")
 EXTRA_COLUMNS = ("n", "features")
 TILE_HEIGHT = 256
 LABEL_SKIP = ("run", "n", "features", "status")
+LABEL_METRICS = ("fid", "kid_mean", "precision", "recall", "class_acc", "class_coverage", "test/acc")
 
 
 def run_overrides(run_dir: str | Path) -> dict[str, str]:
@@ -66,8 +67,10 @@ def comparison_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _label(row: dict[str, Any]) -> str:
-    shown = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items() if k not in LABEL_SKIP]
-    return "\n".join([str(row["run"]), *_wrap(shown, 44)])
+    """Run name, its differing overrides, then its headline scores."""
+    overrides = [f"{k}={v}" for k, v in row.items() if k not in LABEL_SKIP and not k.startswith(SUMMARY_PREFIXES)]
+    headline = [f"{k}={row[k]:.4g}" for k in LABEL_METRICS if isinstance(row.get(k), float)]
+    return "\n".join([str(row["run"]), *_wrap(overrides, 44), *_wrap(headline, 44)])
 
 
 def _wrap(parts: list[str], width: int) -> list[str]:

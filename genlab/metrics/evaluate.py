@@ -180,20 +180,23 @@ class GenerativeScorer:
             model.train(was_training)
         out = self.describe()
         out["seed"] = seed
-        out.update(self._metrics(torch.cat(fake), torch.cat(predicted) if predicted else None, labels))
+        out.update(self._metrics(torch.cat(fake), torch.cat(predicted) if predicted else None, labels, seed))
         out["eval_seconds"] = round(time.perf_counter() - started, 2)
         return out, torch.cat(grid)
 
-    def _metrics(self, fake: Tensor, predicted: Tensor | None, labels: Tensor | None) -> dict[str, Any]:
+    def _metrics(self, fake: Tensor, predicted: Tensor | None, labels: Tensor | None, seed: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if "fid" in self.metrics:
             out["fid"] = scores.fid(self.real, fake)
         if "kid" in self.metrics:
             out["kid_mean"], out["kid_std"] = scores.kid(
-                self.real, fake, int(self.settings.kid_subsets), int(self.settings.kid_subset_size)
+                self.real, fake, int(self.settings.kid_subsets), int(self.settings.kid_subset_size), seed
             )
         if "precision_recall" in self.metrics:
-            out["precision"], out["recall"] = scores.precision_recall(self.real, fake, int(self.settings.pr_k))
+            # equally many real and generated samples, as in the paper: k-NN radii shrink with set size
+            m = min(len(self.real), len(fake))
+            out["precision"], out["recall"] = scores.precision_recall(self.real[:m], fake[:m], int(self.settings.pr_k))
+            out["pr_n"] = m
         if "class_acc" in self.metrics and predicted is not None and labels is not None:
             out["class_acc"] = scores.class_accuracy(predicted, labels)
         if "class_hist" in self.metrics and predicted is not None:

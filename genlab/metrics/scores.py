@@ -49,10 +49,11 @@ def fid(real: Tensor, fake: Tensor) -> float:
     return float(metric.compute())
 
 
-def kid(real: Tensor, fake: Tensor, subsets: int = 100, subset_size: int = 1000) -> tuple[float, float]:
+def kid(real: Tensor, fake: Tensor, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
     """Kernel Inception Distance (mean, std over ``subsets`` random subsets), torchmetrics.
 
-    The subset size shrinks to the smaller of the two sets when they hold fewer samples.
+    The subset size shrinks to the smaller of the two sets when they hold fewer samples; the
+    subsets are drawn with their own seed, so a score does not depend on the global RNG.
     """
     size = min(subset_size, len(real), len(fake))
     if size < 2:
@@ -64,7 +65,9 @@ def kid(real: Tensor, fake: Tensor, subsets: int = 100, subset_size: int = 1000)
         )
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)
-    mean, std = metric.compute()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mean, std = metric.compute()
     return float(mean), float(std)
 
 
