@@ -36,7 +36,7 @@ def make_run(run_dir: Path, overrides: Sequence[str], cache_dir: Path) -> Path:
     """Train a run in-process and save its config as the CLI would (``.hydra/config.yaml``, overrides)."""
     from genlab.tasks.train import train
 
-    cfg = compose_config("train", [*overrides, *FAST, *TINY_CLASSIFIER], run_dir)
+    cfg = compose_config("train", [*FAST, *overrides, *TINY_CLASSIFIER], run_dir)
     cfg.paths.cache_dir = str(cache_dir)
     hydra_dir = run_dir / ".hydra"
     hydra_dir.mkdir(parents=True)

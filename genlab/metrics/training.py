@@ -34,12 +34,19 @@ def _scorer(cfg: DictConfig, model: GenerativeModule, datamodule: Any, split: st
     )
 
 
+def sample_options(cfg: DictConfig, model: GenerativeModule) -> dict[str, Any]:
+    """``eval.sample_options`` that this model accepts (e.g. ``sampler``/``steps`` for diffusion)."""
+    wanted = {k: v for k, v in (cfg.eval.get("sample_options") or {}).items() if v is not None}
+    return {k: v for k, v in wanted.items() if k in model.sample_options}
+
+
 def fid_callbacks(cfg: DictConfig, model: LightningModule, datamodule: LightningDataModule) -> list[Callback]:
     """A :class:`PeriodicFID` when ``eval.every_n_epochs`` is set and the model generates images."""
     every = cfg.get("eval", {}).get("every_n_epochs")
     if not every or not isinstance(model, GenerativeModule):
         return []
-    return [PeriodicFID(_scorer(cfg, model, datamodule, "val", int(cfg.eval.n_during)), int(every), cfg.seed)]
+    scorer = _scorer(cfg, model, datamodule, "val", int(cfg.eval.n_during))
+    return [PeriodicFID(scorer, int(every), cfg.seed, sample_options(cfg, model))]
 
 
 def end_of_training_scores(cfg: DictConfig, model: LightningModule, datamodule: LightningDataModule) -> dict[str, Any]:
@@ -49,10 +56,11 @@ def end_of_training_scores(cfg: DictConfig, model: LightningModule, datamodule: 
     warning and leave the scores out: a finished training run is never lost to its evaluation.
     """
     n = int(cfg.get("eval", {}).get("n_at_end") or 0)
-    if n <= 0 or not isinstance(model, GenerativeModule):
+    if n <= 0 or not isinstance(model, GenerativeModule) or cfg.trainer.get("fast_dev_run"):
         return {}
     try:
-        metrics, _ = _scorer(cfg, model, datamodule, cfg.eval.split, n).score(model, seed=int(cfg.seed))
+        scorer = _scorer(cfg, model, datamodule, cfg.eval.split, n)
+        metrics, _ = scorer.score(model, seed=int(cfg.seed), options=sample_options(cfg, model))
     except GenlabError as err:
         log.warning("end-of-training FID skipped: %s", err)
         return {}
