@@ -59,9 +59,11 @@ def test_eval_scores_a_generative_run_and_leaves_the_run_alone(runs, eval_cache,
 
 
 def test_eval_inception_features_offline_with_a_local_weights_file(runs, eval_cache, inception_weights_file, tmp_path):  # noqa: F811
+    run = tmp_path / "1_model.mode=noise"
+    shutil.copytree(runs["noise"], run)
     args = [
         "eval",
-        f"run='{runs['noise']}'",  # job folders of a sweep hold '=': Hydra needs the value quoted
+        f"run='{run}'",  # job folders of a sweep hold '=': Hydra needs the value quoted
         "features=inception",
         f"eval.inception_weights={inception_weights_file}",
         "metrics=[kid,precision_recall]",
@@ -70,7 +72,7 @@ def test_eval_inception_features_offline_with_a_local_weights_file(runs, eval_ca
     ]
     result = run_cli(args, tmp_path, env=cli_env(eval_cache, TORCH_HOME=str(tmp_path / "torch")))
     assert result.returncode == 0, result.stderr
-    metrics = json.loads((eval_dirs(runs["noise"])[-1] / "metrics.json").read_text())
+    metrics = json.loads((eval_dirs(run)[-1] / "metrics.json").read_text())
     assert metrics["features"] == "inception" and metrics["feature_dim"] == 2048
     assert metrics["feature_network"] == f"inception-v3-compat:{file_digest(inception_weights_file)}"
     assert "kid_mean" in metrics and "fid" not in metrics and "class_hist" not in metrics

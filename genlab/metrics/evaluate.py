@@ -162,7 +162,8 @@ class GenerativeScorer:
         started = time.perf_counter()
         was_training = model.training
         model.eval()
-        labels = model.parse_labels(None, self.n)
+        # conditional models: every class in turn (balanced, and the grid shows all classes)
+        labels = torch.arange(self.n) % model.num_classes if model.conditional else None
         fake, predicted, grid = [], [], []
         try:
             for images in self._generate(model, labels, seed, options or {}):

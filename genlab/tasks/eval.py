@@ -18,6 +18,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.model_helpers import is_overridden
 from torchvision.utils import save_image
 
 from genlab.callbacks.compare import write_comparison
@@ -106,7 +107,7 @@ def score_run(cfg: DictConfig, run_dir: Path, out_dir: Path) -> dict[str, Any]:
         metrics = {**common, **metrics, "generation_options": options}
         out_dir.mkdir(parents=True, exist_ok=True)
         save_image(to_unit_range(grid), out_dir / "grid.png", nrow=max(1, round(len(grid) ** 0.5)), padding=2)
-    elif hasattr(model, "test_step") and int(run_cfg.data.num_classes) > 0:
+    elif is_overridden("test_step", model) and int(run_cfg.data.num_classes) > 0:
         if cfg.metrics is not None:
             raise GenlabError(f"metrics= applies to generative models; model={run_cfg.model.name} is a classifier.")
         metrics = {**common, **classifier_report(model, datamodule, cfg.split, int(run_cfg.data.num_classes))}
