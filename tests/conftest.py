@@ -25,6 +25,7 @@ FAST = [
     "trainer.enable_progress_bar=false",
     "callbacks.progress_bar=null",
     "trainer.accelerator=cpu",
+    "eval.n_at_end=0",
 ]
 
 

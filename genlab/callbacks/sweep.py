@@ -65,6 +65,18 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    """CSV of dict rows (union of their keys as columns)."""
+    buffer = io.StringIO()
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
 def write_summary(sweep_dir: Path) -> str | None:
     """Write ``summary.md`` and ``summary.csv`` into ``sweep_dir``; return the markdown."""
     rows = collect_runs(sweep_dir)
@@ -74,14 +86,7 @@ def write_summary(sweep_dir: Path) -> str | None:
     if any(" seed=" in f" {r['overrides']}" for r in rows):
         text += f"\n## Mean ± std over seeds\n\n{markdown_table(aggregate(rows))}\n"
     atomic_write_bytes(sweep_dir / "summary.md", text.encode())
-    buffer = io.StringIO()
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_bytes(sweep_dir / "summary.csv", buffer.getvalue().encode())
+    atomic_write_bytes(sweep_dir / "summary.csv", csv_text(rows).encode())
     return text
 
 

@@ -147,6 +147,8 @@ class ImageDataModule(LightningDataModule):
             image changes the label, as for digits).
         train_per_class: keep only this many training images per class (few-shot studies);
             chosen with ``split_seed``, so every run with the same seed sees the same images.
+        fid_features: default feature network of ``genlab eval`` for this dataset (``classifier``
+            or ``inception``); read from the config by the evaluation code.
     """
 
     def __init__(
@@ -162,6 +164,7 @@ class ImageDataModule(LightningDataModule):
         augmentation: object | None = None,
         hflip_p: float = 0.5,
         train_per_class: int | None = None,
+        fid_features: str = "inception",
     ) -> None:
         super().__init__()
         if image_size < 4:
@@ -179,6 +182,7 @@ class ImageDataModule(LightningDataModule):
         self.augmentation = augmentation
         self.hflip_p = hflip_p
         self.train_per_class = train_per_class
+        self.fid_features = fid_features
         self.datasets: dict[str, Dataset] = {}
 
     def load_splits(self) -> dict[str, TensorSplit | FileImages]:

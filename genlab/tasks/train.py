@@ -14,6 +14,7 @@ from pytorch_lightning.utilities.model_helpers import is_overridden
 
 from genlab.errors import GenlabError
 from genlab.io import write_json
+from genlab.metrics.training import end_of_training_scores, fid_callbacks
 from genlab.runs import check_run_dir
 from genlab.tasks.common import (
     CONFIG_DIR,
@@ -100,7 +101,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             f"augment={augmentation.name} mixes labels and only works with a classifier (model=cnn), "
             f"not model={cfg.model.name}."
         )
-    trainer = instantiate_trainer(cfg, instantiate_callbacks(cfg), instantiate_loggers(cfg))
+    callbacks = instantiate_callbacks(cfg) + fid_callbacks(cfg, model, datamodule)
+    trainer = instantiate_trainer(cfg, callbacks, instantiate_loggers(cfg))
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
@@ -114,6 +116,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.test and status == "completed" and is_overridden("test_step", model):
         results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
         metrics.update(_scalars(results[0]))
+    if status == "completed" and trainer.is_global_zero:
+        metrics.update(end_of_training_scores(cfg, model, datamodule))
     metrics["status"] = status
     if best:
         metrics["best_checkpoint"] = (
@@ -121,7 +125,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         )
     if trainer.is_global_zero:
         write_json(run_dir / "metrics.json", metrics)
-        summary = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.startswith(("test/", "fid")))
+        summary = ", ".join(
+            f"{k}={v:.4f}" for k, v in metrics.items() if k.startswith(("test/", "fid")) and isinstance(v, float)
+        )
         log.info("run folder: %s %s", run_dir, f"({summary})" if summary else "")
     return metrics
 

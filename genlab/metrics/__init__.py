@@ -1,0 +1,1 @@
+"""Evaluation metrics: FID/KID on torchmetrics, precision/recall, class metrics, feature networks."""
