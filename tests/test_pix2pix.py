@@ -189,6 +189,7 @@ def trained_run(tmp_path_factory) -> Path:
     return only_run_dir(cwd)
 
 
+@pytest.mark.slow
 def test_train_writes_triples_and_translation_metrics(trained_run):
     assert trained_run.name.endswith("_pix2pix_edges2digits")
     grid = Image.open(trained_run / "samples" / "epoch_0001.png")
@@ -201,6 +202,7 @@ def test_train_writes_triples_and_translation_metrics(trained_run):
     assert (trained_run / "checkpoints" / "last.ckpt").is_file()
 
 
+@pytest.mark.slow
 def test_sample_translates_test_triples_and_user_images(trained_run, tmp_path):
     result = run_cli(["sample", f"run={trained_run}", "n=6", "format=npz"], tmp_path)
     assert result.returncode == 0, result.stderr
@@ -222,6 +224,7 @@ def test_sample_translates_test_triples_and_user_images(trained_run, tmp_path):
 
 
 # ----------------------------------------------------------------------------- bad input
+@pytest.mark.slow
 def test_sample_input_missing_or_without_images(trained_run, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

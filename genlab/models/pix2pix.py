@@ -36,6 +36,7 @@ from genlab.data.base import IMAGE_SUFFIXES, list_images, to_model_range
 from genlab.data.paired import PAIRED_DATASETS
 from genlab.errors import GenlabError, TrainingDivergedError
 from genlab.models.base import GenerativeModule, to_unit_range
+from genlab.tasks.common import instantiate_datamodule, load_run_config
 
 log = logging.getLogger("genlab")
 
@@ -290,8 +291,6 @@ class Pix2PixModule(GenerativeModule):
         return self._split_triples(cfg, out_dir)
 
     def _split_triples(self, cfg: DictConfig, out_dir: Path) -> list[Path]:
-        from genlab.tasks.common import instantiate_datamodule, load_run_config
-
         if cfg.n < 1:
             raise GenlabError(f"n={cfg.n} must be at least 1.")
         datamodule = instantiate_datamodule(load_run_config(cfg.run), train=False)
