@@ -55,6 +55,7 @@ DATA_OVERRIDES = {
     "cifar10": ["data.val_size=10", "data.download=false"],
     "celeba": ["data.num_workers=0", "data.batch_size=4"],
     "image_folder": ["data.num_workers=0", "data.num_classes=2", "data.batch_size=4"],
+    "paired_folder": ["data.num_workers=0", "data.image_size=32", "data.load_size=36", "data.batch_size=2"],
 }
 
 

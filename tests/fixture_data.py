@@ -70,6 +70,15 @@ def write_image_folder(root: Path, classes: int = 2, per_class: int = 6, size: i
             Image.fromarray(np.full((size, size, 3), 40 + 100 * k + i, dtype=np.uint8)).save(folder / f"{i}.png")
 
 
+def write_pairs(folder: Path, n: int, size: int = 32, suffix: str = ".jpg", seed: int = 0) -> None:
+    """n pix2pix A|B images (2·size × size): A random noise, B its negative."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        a = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        Image.fromarray(np.concatenate([a, 255 - a], axis=1)).save(folder / f"{i:03d}{suffix}")
+
+
 def write_all(root: Path) -> Path:
     """Every fixture dataset under ``root`` (the value for paths.data_dir)."""
     write_mnist(root, "MNIST")
@@ -77,4 +86,6 @@ def write_all(root: Path) -> Path:
     write_cifar10(root)
     write_celeba(root)
     write_image_folder(root / "folder")
+    for split, n in (("train", 4), ("val", 2), ("test", 2)):
+        write_pairs(root / "facades" / split, n, seed=len(split))
     return root

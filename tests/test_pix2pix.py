@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import FAST, only_run_dir, run_cli
+from fixture_data import write_pairs
 from PIL import Image
 
 from genlab.data.paired import PairedFiles, PairedFolderDataModule, sobel_edges
@@ -24,15 +25,6 @@ TINY = ["model.generator.ngf=8", "model.discriminator.ndf=8", "data.batch_size=8
 
 def n_params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-def write_pairs(folder: Path, n: int, size: int = 32, suffix: str = ".jpg", seed: int = 0) -> None:
-    """n A|B images (2·size × size): A random noise, B its negative."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        a = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-        Image.fromarray(np.concatenate([a, 255 - a], axis=1)).save(folder / f"{i:03d}{suffix}")
 
 
 @pytest.fixture
