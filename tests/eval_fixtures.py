@@ -4,9 +4,11 @@ Inception weights (offline), and small trained run folders made by ``genlab.task
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 from unittest import mock
 
 import pytest
@@ -15,12 +17,13 @@ import yaml
 from conftest import FAST, REPO_ROOT, compose_config
 from omegaconf import OmegaConf
 
+T = TypeVar("T")
 TESTS_DIR = Path(__file__).resolve().parent
 SEARCHPATH = f"hydra.searchpath=[file://{TESTS_DIR / 'configs'}]"
 # A small, quick reference classifier; every command in these tests passes the same settings (cache key).
 TINY_CLASSIFIER = [
     "eval.reference_classifier.widths=[8,16]",
-    "eval.reference_classifier.max_epochs=3",
+    "eval.reference_classifier.max_epochs=2",
     "eval.reference_classifier.batch_size=32",
 ]
 # Environment of CLI subprocesses: the test generator importable, the shared cache.
@@ -46,34 +49,46 @@ def make_run(run_dir: Path, overrides: Sequence[str], cache_dir: Path) -> Path:
     return run_dir
 
 
-@pytest.fixture(scope="session")
-def eval_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cache folder holding the tiny reference classifier of digits at 32 px (trained once)."""
+def once(builder: Callable[[pytest.TempPathFactory], T]) -> Callable[[pytest.TempPathFactory], T]:
+    """Build at most once per session (one pytest session per process)."""
+    built: dict[str, T] = {}
+
+    @functools.wraps(builder)
+    def get(factory: pytest.TempPathFactory) -> T:
+        if "value" not in built:
+            built["value"] = builder(factory)
+        return built["value"]
+
+    return get
+
+
+@once
+def _eval_cache(factory: pytest.TempPathFactory) -> Path:
     from genlab.metrics.reference import reference_classifier
 
-    cache = tmp_path_factory.mktemp("eval_cache")
+    cache = factory.mktemp("eval_cache")
     cfg = compose_config("train", TINY_CLASSIFIER, cache / "unused")
     reference_classifier(cfg.data, cfg.eval, cache, torch.device("cpu"))
     return cache
 
 
-@pytest.fixture(scope="session")
-def runs(tmp_path_factory: pytest.TempPathFactory, eval_cache: Path) -> dict[str, Path]:
-    """Run folders: ``data``/``noise`` replay generators (a sweep of ``model.mode``) and a 16-px cnn."""
-    root = tmp_path_factory.mktemp("runs")
+@once
+def _runs(factory: pytest.TempPathFactory) -> dict[str, Path]:
+    cache = _eval_cache(factory)
+    root = factory.mktemp("runs")
     sweep = root / "sweep"
-    common = [SEARCHPATH, "model=replay", "eval.n_at_end=100", "eval.every_n_epochs=1", "eval.n_during=40"]
+    common = [SEARCHPATH, "model=replay", "eval.n_at_end=100"]
+    periodic = ["eval.every_n_epochs=1", "eval.n_during=40"]
     return {
-        "data": make_run(sweep / "0_model.mode=data", [*common, "model.mode=data"], eval_cache),
-        "noise": make_run(sweep / "1_model.mode=noise", [*common, "model.mode=noise"], eval_cache),
+        "data": make_run(sweep / "0_model.mode=data", [*common, *periodic, "model.mode=data"], cache),
+        "noise": make_run(sweep / "1_model.mode=noise", [*common, "model.mode=noise"], cache),
         "sweep": sweep,
-        "cnn16": make_run(root / "cnn16", ["model=cnn", "data.image_size=16", "model.net.widths=[8,16]"], eval_cache),
+        "cnn16": make_run(root / "cnn16", ["model=cnn", "data.image_size=16", "model.net.widths=[8,16]"], cache),
     }
 
 
-@pytest.fixture(scope="session")
-def inception_weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """torch-fidelity's Inception-v3 with random (kaiming) weights, saved as a state_dict (~96 MB)."""
+@once
+def _inception_weights_file(factory: pytest.TempPathFactory) -> Path:
     from torch_fidelity import feature_extractor_inceptionv3 as fe
 
     with (
@@ -85,6 +100,27 @@ def inception_weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for module in net.modules():
         if isinstance(module, torch.nn.Conv2d | torch.nn.Linear):
             torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-    path = tmp_path_factory.mktemp("inception") / "weights-inception-random.pth"
+    path = factory.mktemp("inception") / "weights-inception-random.pth"
     torch.save(net.state_dict(), path)
     return path
+
+
+# The fixtures below are imported by several test modules; the cached builders above make each
+# session-wide object once per session, not once per importing module.
+@pytest.fixture(scope="session")
+def eval_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache folder holding the tiny reference classifier of digits at 32 px (trained once)."""
+    return _eval_cache(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Run folders: ``data``/``noise`` replay generators (a sweep of ``model.mode``; ``data`` also logs
+    ``val/fid`` every epoch) and a ``model=cnn`` run at 16 px."""
+    return _runs(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def inception_weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """torch-fidelity's Inception-v3 with random (kaiming) weights, saved as a state_dict (~96 MB)."""
+    return _inception_weights_file(tmp_path_factory)
