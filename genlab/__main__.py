@@ -40,16 +40,25 @@ def usage() -> str:
 
 def check_run_arguments(command: str, args: list[str]) -> None:
     """Exit with a clear message unless ``run=`` names existing run folder(s) (before Hydra creates any folder)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
     from genlab.errors import GenlabError
     from genlab.runs import check_run_dir
 
-    keys = RUN_ARGUMENTS[command]
-    given = {arg.split("=", 1)[0]: arg.split("=", 1)[1] for arg in args if "=" in arg}
     try:
-        if not any(key in given for key in keys):
+        overrides = OverridesParser.create().parse_overrides([a for a in args if not a.startswith("-")])
+    except HydraException:
+        return  # Hydra reports malformed overrides itself.
+    given = {o.key_or_group: o for o in overrides}
+    try:
+        if not any(key in given for key in RUN_ARGUMENTS[command]):
             check_run_dir(None)
-        for value in given["run"].split(",") if "run" in given else ():
-            check_run_dir(value)
+        if "run" in given:
+            run = given["run"]
+            values = [getattr(v, "text", v) for v in run.sweep_iterator()] if run.is_sweep_override() else [run.value()]
+            for value in values:
+                check_run_dir(value)
     except GenlabError as err:
         print(f"genlab: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

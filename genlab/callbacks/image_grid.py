@@ -18,7 +18,8 @@ from genlab.models.base import GenerativeModule, to_unit_range
 class ImageGrid(Callback):
     """Render the same samples after every epoch, so grids of different epochs are comparable.
 
-    Active only for :class:`GenerativeModule` models (a no-op for classifiers). The noise is drawn
+    Active only for :class:`GenerativeModule` models with ``uses_image_grid`` (a no-op for
+    classifiers and for models that draw their own grids). The noise is drawn
     once from the model's own prior through ``model.sample_noise(n, generator)`` when the model has
     it (GANs), and passed back as ``model.generate(n, labels, noise=...)``; other generative models
     get ``generate(n, labels, generator=<seeded>)`` with the same seed every epoch. Conditional
@@ -55,7 +56,7 @@ class ImageGrid(Callback):
 
     @staticmethod
     def _active(pl_module: LightningModule) -> bool:
-        return isinstance(pl_module, GenerativeModule)
+        return isinstance(pl_module, GenerativeModule) and pl_module.uses_image_grid
 
     def _fixed_inputs(self, pl_module: GenerativeModule) -> None:
         if self.noise is not None or self.labels is not None:

@@ -43,6 +43,9 @@ class GenerativeModule(LightningModule):
 
     num_classes: int = 0
     sample_options: ClassVar[frozenset[str]] = frozenset()
+    # False for models that write their own per-epoch grids (diffusion: cheap DDIM grids and
+    # process figures; pix2pix: input | output | target triples) instead of the generic ImageGrid.
+    uses_image_grid: ClassVar[bool] = True
 
     @property
     def conditional(self) -> bool:

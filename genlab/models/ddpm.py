@@ -50,6 +50,7 @@ class DiffusionModule(GenerativeModule):
     """
 
     sample_options: ClassVar[frozenset[str]] = frozenset({"sampler", "steps", "eta", "guidance"})
+    uses_image_grid: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -96,6 +96,7 @@ class Pix2PixModule(GenerativeModule):
     """
 
     sample_options: ClassVar[frozenset[str]] = frozenset({"input", "split"})
+    uses_image_grid: ClassVar[bool] = False
 
     def __init__(
         self,

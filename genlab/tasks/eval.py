@@ -89,7 +89,16 @@ def score_run(cfg: DictConfig, run_dir: Path, out_dir: Path) -> dict[str, Any]:
     model = load_trained_model(run_cfg, checkpoint, device)
     datamodule = instantiate_datamodule(run_cfg, train=False)
     common = {"run": str(run_dir), "checkpoint": str(checkpoint), "model": str(run_cfg.model.name)}
-    if isinstance(model, GenerativeModule):
+    if hasattr(model, "translation_metrics"):
+        scores = model.translation_metrics(datamodule.dataloader(cfg.split))
+        metrics = {
+            **common,
+            **scores,
+            "split": cfg.split,
+            "n": len(datamodule.dataset(cfg.split)),
+            "seed": int(cfg.seed),
+        }
+    elif isinstance(model, GenerativeModule):
         metrics_wanted = resolve_metrics(cfg.metrics, model, int(run_cfg.data.num_classes))
         options = _generation_options(cfg, model)
         scorer = GenerativeScorer(
