@@ -92,6 +92,7 @@ class DiffusionVisualizer(Callback):
         self.frames = frames
         self.n_reconstruct = n_reconstruct
         self.reconstruct_t = reconstruct_t
+        self._last_grid_epoch = 0
 
     # ----- helpers ------------------------------------------------------------------------------
 
@@ -158,17 +159,22 @@ class DiffusionVisualizer(Callback):
         last = trainer.max_epochs is not None and epoch >= trainer.max_epochs
         if epoch % self.every_n_epochs and not last:
             return
-        labels, n, nrow = self._grid_labels(pl_module)
-        options = pl_module.sampling_options("ddim", min(self.grid_steps, pl_module.schedule.timesteps), 0.0)
-        eps_fn = pl_module.denoiser(self._sample_labels(pl_module, labels), options["guidance"])
-        shape = (n, *pl_module.image_shape)
-        images = pl_module.run_sampler(eps_fn, shape, self._generator(), options)
+        self._grid(trainer, pl_module, epoch)
+
+    def _grid(self, trainer: Trainer, model: DiffusionModule, epoch: int) -> None:
+        labels, n, nrow = self._grid_labels(model)
+        options = model.sampling_options("ddim", min(self.grid_steps, model.schedule.timesteps), 0.0)
+        eps_fn = model.denoiser(self._sample_labels(model, labels), options["guidance"])
+        images = model.run_sampler(eps_fn, (n, *model.image_shape), self._generator(), options)
         self._write(trainer, f"epoch_{epoch:04d}.png", images, nrow, "samples/grid")
+        self._last_grid_epoch = epoch
 
     @torch.no_grad()
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not isinstance(pl_module, DiffusionModule) or not trainer.is_global_zero:
             return
+        if 0 < trainer.current_epoch != self._last_grid_epoch:  # stopped early (max_time, max_steps)
+            self._grid(trainer, pl_module, trainer.current_epoch)
         self._reverse(trainer, pl_module)
         self._reconstruct(trainer, pl_module)
 
