@@ -73,3 +73,9 @@ def test_option_composes_and_instantiates(cfg_factory, data_root, tmp_path, grou
 def test_fast_overrides_compose(cfg_factory):
     cfg = cfg_factory("train", FAST)
     assert cfg.trainer.max_epochs == 1 and cfg.callbacks.progress_bar is None
+
+
+@pytest.mark.parametrize(("model", "epochs"), [("cnn", 20), ("gan", 100), ("dcgan", 30), ("cgan", 30), ("ddpm", 50)])
+def test_each_model_declares_its_default_epoch_budget(cfg_factory, model, epochs):
+    assert cfg_factory("train", [f"model={model}"]).trainer.max_epochs == epochs
+    assert cfg_factory("train", [f"model={model}", "trainer.max_epochs=3"]).trainer.max_epochs == 3

@@ -30,7 +30,7 @@ logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
 )
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
-MODEL_META_KEYS = ("name", "monitor")
+MODEL_META_KEYS = ("name", "monitor", "epochs")
 
 
 def _find_config_dir() -> str:
