@@ -223,7 +223,7 @@ class GANModule(GenerativeModule):
     def _check_finite(self, name: str, value: Tensor) -> None:
         if not math.isfinite(float(value.detach())):
             raise TrainingDivergedError(
-                f"training diverged: {name} became {float(value)} at step {self.global_step} "
+                f"training diverged: {name} became {float(value.detach())} at step {self.global_step} "
                 f"(epoch {self.current_epoch}); the last good checkpoint is kept in checkpoints/. "
                 "Try a lower learning rate (model.optimizer_g.lr / model.optimizer_d.lr) or model/loss=wgan_gp."
             )
