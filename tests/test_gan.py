@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import FAST, compose_config, run_cli
+from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 from PIL import Image
 from pytorch_lightning import Callback, Trainer
@@ -278,3 +279,8 @@ def test_plain_train_is_the_mlp_gan_with_grids(tmp_path):
     assert (run / "samples" / "epoch_0001.png").is_file() and (run / "samples" / "progress.png").is_file()
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "completed" and math.isfinite(metrics["train/loss_g"])
+
+
+def test_cgan_refuses_a_dataset_without_labels(cfg_factory):
+    with pytest.raises(InstantiationException, match="needs a labelled dataset"):
+        instantiate_model(cfg_factory("train", ["model=cgan", "data=celeba"]))

@@ -72,6 +72,7 @@ class GANModule(GenerativeModule):
         ema_decay: keep an exponential moving average of the generator's weights (e.g. 0.999, with
             warm-up ``min(decay, (1 + t) / (10 + t))`` after t updates), used for samples and eval and
             saved in checkpoints; null to turn it off.
+        require_labels: refuse a dataset without classes (set by conditional model configs).
     """
 
     sample_options: ClassVar[frozenset[str]] = frozenset({"truncation", "interpolate"})
@@ -87,8 +88,15 @@ class GANModule(GenerativeModule):
         num_classes: int = 0,
         n_critic: int = 1,
         ema_decay: float | None = None,
+        require_labels: bool = False,
     ) -> None:
         super().__init__()
+        if require_labels and num_classes < 1:
+            raise GenlabError(
+                "this conditional GAN needs a labelled dataset, but the data config has num_classes=0: "
+                "use a dataset with classes (digits, mnist, fashion_mnist, cifar10, image_folder with class "
+                "folders) or an unconditional model (model=dcgan)."
+            )
         if n_critic < 1:
             raise GenlabError(f"model.n_critic={n_critic} must be at least 1.")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
