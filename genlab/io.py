@@ -30,6 +30,17 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
+def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The single-number entries of a metrics dict (tensors or numbers) as floats, for JSON."""
+    out = {}
+    for key, value in metrics.items():
+        if (isinstance(value, torch.Tensor) and value.numel() == 1) or (
+            isinstance(value, int | float) and not isinstance(value, bool)
+        ):
+            out[key] = float(value)
+    return out
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())

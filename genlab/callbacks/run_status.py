@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 from pytorch_lightning import Callback
 
 from genlab.errors import TrainingDivergedError
-from genlab.io import write_json
+from genlab.io import scalar_metrics, write_json
 
 
 class RunStatus(Callback):
@@ -31,7 +31,7 @@ class RunStatus(Callback):
             status = "diverged"
         else:
             status = "failed"
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 0)() == 1}
+        metrics = scalar_metrics(trainer.callback_metrics)
         write_json(
             self.run_dir / "metrics.json",
             {**metrics, "status": status, "global_step": trainer.global_step, "error": str(exception)[:500]},

@@ -54,11 +54,17 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """A GitHub-flavoured markdown table of dict rows (union of their keys as columns)."""
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The union of the rows' keys, in order of first appearance."""
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
+    return columns
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """A GitHub-flavoured markdown table of dict rows (union of their keys as columns)."""
+    columns = _columns(rows)
     fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(row.get(c, "")) for c in columns) + " |" for row in rows]
@@ -68,10 +74,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 def csv_text(rows: list[dict[str, Any]]) -> str:
     """CSV of dict rows (union of their keys as columns)."""
     buffer = io.StringIO()
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer = csv.DictWriter(buffer, fieldnames=_columns(rows))
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()

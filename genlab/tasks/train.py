@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning import seed_everything
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
 from genlab.errors import GenlabError
-from genlab.io import write_json
+from genlab.io import scalar_metrics, write_json
 from genlab.metrics.training import end_of_training_scores, fid_callbacks
 from genlab.runs import check_run_dir
 from genlab.tasks.common import (
@@ -27,16 +26,6 @@ from genlab.tasks.common import (
 )
 
 log = logging.getLogger("genlab")
-
-
-def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
-    out = {}
-    for key, value in metrics.items():
-        if (isinstance(value, torch.Tensor) and value.numel() == 1) or (
-            isinstance(value, int | float) and not isinstance(value, bool)
-        ):
-            out[key] = float(value)
-    return out
 
 
 # Overrides that may change when a run is resumed: how long it trains and where, not what it trains.
@@ -110,12 +99,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg))
     if trainer.interrupted:
         status = "interrupted"
-    metrics = _scalars(trainer.callback_metrics)
+    metrics = scalar_metrics(trainer.callback_metrics)
     checkpoint = trainer.checkpoint_callback
     best = checkpoint.best_model_path if checkpoint is not None else ""
     if cfg.test and status == "completed" and is_overridden("test_step", model):
         results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
-        metrics.update(_scalars(results[0]))
+        metrics.update(scalar_metrics(results[0]))
     if status == "completed" and trainer.is_global_zero:
         metrics.update(end_of_training_scores(cfg, model, datamodule))
     metrics["status"] = status
