@@ -23,6 +23,7 @@ from torch.utils.data import (
     Dataset,
     DistributedSampler,
     RandomSampler,
+    Sampler,
     SequentialSampler,
 )
 from torchvision.transforms.v2 import functional as TF
@@ -68,6 +69,41 @@ class TensorSplit:
 
     def subset(self, index: Tensor) -> TensorSplit:
         return TensorSplit(self.images[index], self.labels[index])
+
+    def concat(self, other: TensorSplit) -> TensorSplit:
+        return TensorSplit(torch.cat([self.images, other.images]), torch.cat([self.labels, other.labels]))
+
+
+class MixedBatchSampler(Sampler[list[int]]):
+    """Batches over real + synthetic images with a fixed synthetic share (``n_synthetic`` per batch).
+
+    Indices ``< n_real`` are real, the rest synthetic. Each pool is walked in a fresh random order
+    that continues across epochs, so every real image is used before any repeats.
+    """
+
+    def __init__(
+        self, n_real: int, n_pool: int, batch_size: int, n_synthetic: int, num_batches: int, seed: int
+    ) -> None:
+        self.n_real, self.n_pool = n_real, n_pool
+        self.batch_size, self.n_synthetic, self.num_batches = batch_size, n_synthetic, num_batches
+        self.generator = torch.Generator().manual_seed(seed)
+        self.streams = {"real": torch.empty(0, dtype=torch.long), "pool": torch.empty(0, dtype=torch.long)}
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def _take(self, stream: str, size: int, count: int) -> Tensor:
+        while len(self.streams[stream]) < count:
+            order = torch.randperm(size, generator=self.generator)
+            self.streams[stream] = torch.cat([self.streams[stream], order])
+        taken, self.streams[stream] = self.streams[stream][:count], self.streams[stream][count:]
+        return taken
+
+    def __iter__(self):
+        for _ in range(self.num_batches):
+            real = self._take("real", self.n_real, self.batch_size - self.n_synthetic)
+            pool = self._take("pool", self.n_pool, self.n_synthetic) + self.n_real
+            yield torch.cat([real, pool]).tolist()
 
 
 class InMemoryImages(Dataset):
@@ -149,6 +185,8 @@ class ImageDataModule(LightningDataModule):
             chosen with ``split_seed``, so every run with the same seed sees the same images.
         fid_features: default feature network of ``genlab eval`` for this dataset (``classifier``
             or ``inception``); read from the config by the evaluation code.
+        epoch_size: training images per epoch (null = the training split's size). Few-shot studies
+            set it so that every arm and subset size trains the same number of steps.
     """
 
     def __init__(
@@ -165,6 +203,7 @@ class ImageDataModule(LightningDataModule):
         hflip_p: float = 0.5,
         train_per_class: int | None = None,
         fid_features: str = "inception",
+        epoch_size: int | None = None,
     ) -> None:
         super().__init__()
         if image_size < 4:
@@ -182,8 +221,13 @@ class ImageDataModule(LightningDataModule):
         self.augmentation = augmentation
         self.hflip_p = hflip_p
         self.train_per_class = train_per_class
+        if epoch_size is not None and epoch_size < 1:
+            raise GenlabError(f"data.epoch_size={epoch_size} must be at least 1 (or null for the split's size).")
         self.fid_features = fid_features
+        self.epoch_size = epoch_size
         self.datasets: dict[str, Dataset] = {}
+        self.synthetic: TensorSplit | None = None
+        self.synthetic_ratio = 0.0
 
     def load_splits(self) -> dict[str, TensorSplit | FileImages]:
         """Read the dataset; return its train/val/test splits at ``image_size``."""
@@ -261,8 +305,71 @@ class ImageDataModule(LightningDataModule):
             return DataLoader(dataset, sampler=batches, batch_size=None, **common)
         return DataLoader(dataset, sampler=sampler, batch_size=self.batch_size, drop_last=drop_last, **common)
 
+    def real_train_split(self) -> TensorSplit:
+        """The real training images in memory (the split generators and synthetic pools are built from)."""
+        train = self.dataset("train")
+        if not isinstance(train, InMemoryImages):
+            raise GenlabError(
+                f"synthetic training images need an in-memory dataset (digits, mnist, fashion_mnist, cifar10); "
+                f"data={self.name} is read from files."
+            )
+        return TensorSplit(train.images, train.labels)
+
+    def add_synthetic(self, pool: TensorSplit, ratio: float) -> None:
+        """Mix ``pool`` (uint8 images, labels) into training batches: a share ``ratio`` of each batch."""
+        real = self.real_train_split()
+        if pool.images.shape[1:] != real.images.shape[1:]:
+            raise GenlabError(
+                f"the synthetic images have shape {tuple(pool.images.shape[1:])} but data={self.name} has "
+                f"{tuple(real.images.shape[1:])} (channels, height, width): the generator must make images of "
+                "the classifier's size and channels."
+            )
+        self.synthetic, self.synthetic_ratio = pool, ratio
+
+    def _epoch_images(self) -> int:
+        return self.epoch_size or len(self.dataset("train"))
+
     def train_dataloader(self) -> DataLoader:
-        return self.dataloader("train", shuffle=True, drop_last=len(self.dataset("train")) > self.batch_size)
+        epoch_images = self._epoch_images()
+        if self.synthetic is not None:
+            return self._mixed_dataloader(epoch_images)
+        if self.epoch_size is None:
+            return self.dataloader("train", shuffle=True, drop_last=epoch_images > self.batch_size)
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.world_size > 1:
+            raise GenlabError("data.epoch_size is not supported with several processes (DDP): leave it null.")
+        dataset = self.dataset("train")
+        generator = torch.Generator().manual_seed(self.split_seed + 1)
+        sampler = RandomSampler(range(len(dataset)), num_samples=epoch_images, generator=generator)
+        drop_last = epoch_images > self.batch_size
+        common = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
+        if isinstance(dataset, InMemoryImages):
+            return DataLoader(
+                dataset, sampler=BatchSampler(sampler, self.batch_size, drop_last), batch_size=None, **common
+            )
+        return DataLoader(dataset, sampler=sampler, batch_size=self.batch_size, drop_last=drop_last, **common)
+
+    def _mixed_dataloader(self, epoch_images: int) -> DataLoader:
+        """Batches of the same size and number as without synthetic images, a fixed share synthetic."""
+        from genlab.augment.synthetic import synthetic_share
+
+        real = self.real_train_split()
+        train = self.dataset("train")
+        trainer = getattr(self, "trainer", None)
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        batch_size = min(self.batch_size, epoch_images)
+        num_batches = max(1, epoch_images // batch_size // world)
+        sampler = MixedBatchSampler(
+            len(real.labels),
+            len(self.synthetic.labels),
+            batch_size,
+            synthetic_share(batch_size, self.synthetic_ratio),
+            num_batches,
+            seed=self.split_seed + 1 + rank,
+        )
+        mixed = InMemoryImages(real.concat(self.synthetic), train.transform)
+        common = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
+        return DataLoader(mixed, sampler=sampler, batch_size=None, **common)
 
     def val_dataloader(self) -> DataLoader:
         return self.dataloader("val")

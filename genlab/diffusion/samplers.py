@@ -25,7 +25,7 @@ EpsFn = Callable[[Tensor, Tensor], Tensor]
 VARIANCES = ("beta", "posterior")
 
 
-def _noise(shape: Sequence[int], generator: torch.Generator | None, device: torch.device) -> Tensor:
+def gaussian_noise(shape: Sequence[int], generator: torch.Generator | None, device: torch.device) -> Tensor:
     """Standard normal noise drawn on the generator's device, moved to ``device``."""
     gen_device = generator.device if generator is not None else device
     return torch.randn(*shape, generator=generator, device=gen_device).to(device)
@@ -44,7 +44,7 @@ def _start(
     if not 0 <= t < T:
         raise GenlabError(f"start_t={t} is outside the schedule's timesteps 0..{T - 1}.")
     device = schedule.betas.device
-    x = _noise(shape, generator, device) if x_start is None else x_start.to(device)
+    x = gaussian_noise(shape, generator, device) if x_start is None else x_start.to(device)
     return x, t
 
 
@@ -94,7 +94,7 @@ def ddpm_sample(
         if clip_x0:
             x0 = x0.clamp(-1, 1)
         mean, _ = schedule.q_posterior(x0, x, tt)
-        x = mean + sigma2[t].sqrt() * _noise(x.shape, generator, x.device) if t > 0 else mean
+        x = mean + sigma2[t].sqrt() * gaussian_noise(x.shape, generator, x.device) if t > 0 else mean
         if return_trajectory:
             trajectory.append((t, x.cpu()))
     return (x, trajectory) if return_trajectory else x
@@ -145,7 +145,7 @@ def ddim_sample(
         sigma = eta * ((1 - a_s) / (1 - a_t) * (1 - a_t / a_s)).clamp_min(0).sqrt()
         x = a_s.sqrt() * x0 + (1 - a_s - sigma**2).clamp_min(0).sqrt() * eps
         if eta > 0 and s >= 0:
-            x = x + sigma * _noise(x.shape, generator, x.device)
+            x = x + sigma * gaussian_noise(x.shape, generator, x.device)
         if return_trajectory:
             trajectory.append((s + 1, x.cpu()))
     return (x, trajectory) if return_trajectory else x

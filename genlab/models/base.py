@@ -25,6 +25,7 @@ MODEL_SAMPLE_OPTIONS = (
     "input",
     "split",
     "strength",
+    "variations",
 )
 
 

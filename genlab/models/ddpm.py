@@ -5,21 +5,50 @@ sampling, and an optional class-conditional variant with classifier-free guidanc
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig, ListConfig
 from torch import Tensor, nn
+from torchvision.utils import save_image
 
-from genlab.diffusion.samplers import EpsFn, check_sampler_options, ddim_sample, ddpm_sample
+from genlab.data.user_images import input_images, load_user_images
+from genlab.diffusion.samplers import EpsFn, check_sampler_options, ddim_sample, ddpm_sample, gaussian_noise
 from genlab.diffusion.schedules import NoiseSchedule
 from genlab.errors import GenlabError, TrainingDivergedError
-from genlab.models.base import GenerativeModule
+from genlab.models.base import GenerativeModule, to_unit_range
 from genlab.noise.priors import GaussianNoise, NoiseDist
+from genlab.tasks.common import instantiate_datamodule, load_run_config
 
 SAMPLERS = ("ddpm", "ddim")
 DEFAULT_DDIM_STEPS = 50
+DEFAULT_VARIATIONS = 4
+DEFAULT_STRENGTH = 0.5
+
+log = logging.getLogger("genlab")
+
+
+def check_strength(strength: Any) -> float:
+    """``strength`` as a float in [0, 1], or a GenlabError naming the option."""
+    if isinstance(strength, bool) or not isinstance(strength, int | float) or not 0 <= strength <= 1:
+        raise GenlabError(
+            f"strength={strength} must be a number in [0, 1]: the share of the noise schedule an input is "
+            "noised to before it is denoised back (0 = the input unchanged, 1 = a new sample from pure noise)."
+        )
+    return float(strength)
+
+
+def strength_list(strength: Any) -> list[float]:
+    """One strength or a list of them (``strength=[0.3,0.5,0.7]``), each checked."""
+    values = list(strength) if isinstance(strength, list | tuple | ListConfig) else [strength]
+    if not values:
+        raise GenlabError("strength=[] is empty: give a number in [0, 1] or a list of them.")
+    return [check_strength(value) for value in values]
 
 
 class DiffusionModule(GenerativeModule):
@@ -49,7 +78,10 @@ class DiffusionModule(GenerativeModule):
         scheduler: optional partial LR scheduler called with the optimizer.
     """
 
-    sample_options: ClassVar[frozenset[str]] = frozenset({"sampler", "steps", "eta", "guidance"})
+    sample_options: ClassVar[frozenset[str]] = frozenset(
+        {"sampler", "steps", "eta", "guidance", "input", "split", "strength", "variations"}
+    )
+    sampler_keys: ClassVar[tuple[str, ...]] = ("sampler", "steps", "eta", "guidance")
     uses_image_grid: ClassVar[bool] = False
 
     def __init__(
@@ -258,3 +290,144 @@ class DiffusionModule(GenerativeModule):
             eps_fn = self.denoiser(chunk, options["guidance"])
             out.append(self.run_sampler(eps_fn, (k, *self.image_shape), generator, options))
         return torch.cat(out).clamp(-1, 1)
+
+    # ----- image-to-image (SDEdit) --------------------------------------------------------------
+
+    @torch.no_grad()
+    def sdedit(
+        self,
+        images: Tensor,
+        strength: float,
+        labels: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        sampler: str | None = None,
+        steps: int | None = None,
+        eta: float | None = None,
+        guidance: float | None = None,
+    ) -> Tensor:
+        """SDEdit (Meng et al. 2022): noise ``images`` (in [-1, 1]) to t0 = strength·T with q(x_t0 | x_0),
+        then denoise back to 0 with the chosen sampler, guided by ``labels`` on a conditional model.
+
+        Strength 0 returns the images; strength 1 starts from pure noise (a new sample). DDIM
+        ``steps`` count over the whole schedule and are scaled to the span t0 (at least one).
+        """
+        strength = check_strength(strength)
+        options = self.sampling_options(sampler, steps, eta, guidance)
+        if labels is not None and not self.conditional:
+            raise GenlabError("labels were given, but this diffusion model is unconditional.")
+        if tuple(images.shape[1:]) != self.image_shape:
+            raise GenlabError(
+                f"SDEdit inputs have shape {tuple(images.shape[1:])}, but this model makes images of shape "
+                f"{self.image_shape} (channels, height, width)."
+            )
+        images = images.to(self.device)
+        if strength == 0:
+            return images.clone()
+        T = self.schedule.timesteps
+        t0 = max(1, round(strength * T))
+        if options["sampler"] == "ddim":
+            options = {**options, "steps": max(1, round(options["steps"] * t0 / T))}
+        out = []
+        for start in range(0, len(images), self.sample_batch_size):
+            x0 = images[start : start + self.sample_batch_size]
+            chunk = None if labels is None else labels[start : start + len(x0)].to(self.device)
+            noise = gaussian_noise(x0.shape, generator, self.device)
+            if strength == 1:
+                x_t = noise
+            else:
+                x_t = self.schedule.q_sample(x0, torch.full((len(x0),), t0 - 1, device=self.device), noise)
+            eps_fn = self.denoiser(chunk, options["guidance"])
+            out.append(self.run_sampler(eps_fn, tuple(x0.shape), generator, options, x_start=x_t, start_t=t0 - 1))
+        return torch.cat(out).clamp(-1, 1)
+
+    @torch.no_grad()
+    def sample_to(self, cfg: DictConfig, out_dir: Path) -> list[Path]:
+        """``genlab sample``: samples from noise, or with ``input=``/``split=``/``strength=`` SDEdit variations."""
+        if cfg.get("input") or cfg.get("split") or cfg.get("strength") is not None:
+            return self._sdedit_to(cfg, out_dir)
+        if cfg.get("variations") is not None:
+            raise GenlabError(
+                f"variations={cfg.variations} applies to image-to-image sampling: add input=PATH or split=train."
+            )
+        return super().sample_to(cfg, out_dir)
+
+    def _sdedit_inputs(self, cfg: DictConfig) -> tuple[Tensor, Tensor | None, list[str]]:
+        """The images to vary (in [-1, 1]), their labels (split mode) and a name for each."""
+        if cfg.get("input") and cfg.get("split"):
+            raise GenlabError(f"input={cfg.input} and split={cfg.split} were both given: choose one.")
+        if cfg.n < 1:
+            raise GenlabError(f"n={cfg.n} must be at least 1.")
+        channels, size = self.image_shape[0], self.image_shape[1]
+        if cfg.get("input"):
+            files = input_images(str(cfg.input))[: cfg.n]
+            log.info(
+                "input images are converted to %d channel(s) and resized to %d×%d, the size this model was trained at",
+                channels,
+                size,
+                size,
+            )
+            return load_user_images(files, channels, size), None, [path.stem for path in files]
+        datamodule = instantiate_datamodule(load_run_config(cfg.run), train=False)
+        dataset = datamodule.dataset(cfg.get("split") or "train")
+        count = min(cfg.n, len(dataset))
+        images, labels = dataset[list(range(count))] if hasattr(dataset, "images") else _stack(dataset, count)
+        labels = labels if bool((labels >= 0).all()) else None
+        return images, labels, [f"{i:05d}" for i in range(count)]
+
+    def _sdedit_to(self, cfg: DictConfig, out_dir: Path) -> list[Path]:
+        self.check_sample_options(cfg)
+        strengths = strength_list(DEFAULT_STRENGTH if cfg.get("strength") is None else cfg.strength)
+        variations = DEFAULT_VARIATIONS if cfg.get("variations") is None else cfg.variations
+        if isinstance(variations, bool) or not isinstance(variations, int) or variations < 1:
+            raise GenlabError(f"variations={variations} must be an integer ≥ 1 (variations per input image).")
+        if cfg.format not in ("grid", "png", "npz"):
+            raise GenlabError(f"format={cfg.format} is not one of grid, png, npz.")
+        images, labels, names = self._sdedit_inputs(cfg)
+        if cfg.get("label") is not None:
+            labels = self.parse_labels(cfg.label, len(images))
+        elif labels is not None and not self.conditional:
+            labels = None
+        options = {key: cfg.get(key) for key in self.sampler_keys if cfg.get(key) is not None}
+        generator = torch.Generator(self.device).manual_seed(cfg.seed)
+        log.info("SDEdit: %d inputs × %d variations at strength %s", len(images), variations, strengths)
+        repeated = images.repeat_interleave(variations, 0)
+        cond = None if labels is None else labels.repeat_interleave(variations, 0)
+        columns = [images.unsqueeze(1)]
+        for strength in strengths:
+            varied = self.sdedit(repeated, strength, cond, generator, **options).cpu()
+            columns.append(varied.view(len(images), variations, *self.image_shape))
+        table = torch.cat(columns, 1)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        grid_path = out_dir / "grid.png"
+        save_image(to_unit_range(table.flatten(0, 1)), grid_path, nrow=table.shape[1], padding=2)
+        written = [grid_path]
+        if cfg.format == "png":
+            folder = out_dir / "images"
+            folder.mkdir(exist_ok=True)
+            for row, name in zip(table, names, strict=True):
+                for s, strength in enumerate(strengths):
+                    for v in range(variations):
+                        image = row[1 + s * variations + v]
+                        save_image(to_unit_range(image), folder / f"{name}_s{strength:g}_v{v}.png")
+            written.append(folder)
+        elif cfg.format == "npz":
+            path = out_dir / "samples.npz"
+            arrays = {
+                "inputs": _uint8(images),
+                "images": _uint8(table[:, 1:].reshape(len(images), len(strengths), variations, *self.image_shape)),
+                "strengths": np.asarray(strengths),
+            }
+            if labels is not None:
+                arrays["labels"] = labels.numpy()
+            np.savez_compressed(path, **arrays)
+            written.append(path)
+        return written
+
+
+def _stack(dataset: Sequence[tuple[Tensor, Tensor]], count: int) -> tuple[Tensor, Tensor]:
+    items = [dataset[i] for i in range(count)]
+    return torch.stack([image for image, _ in items]), torch.stack([torch.as_tensor(label) for _, label in items])
+
+
+def _uint8(images: Tensor) -> np.ndarray:
+    return to_unit_range(images).mul(255).round().to(torch.uint8).numpy()

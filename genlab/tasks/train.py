@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning import seed_everything
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
+from genlab.augment.synthetic import prepare_synthetic
 from genlab.errors import GenlabError
 from genlab.io import scalar_metrics, write_json
 from genlab.metrics.training import end_of_training_scores, fid_callbacks
@@ -83,6 +84,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.paths.run_dir)
     datamodule = instantiate_datamodule(cfg)
+    generator_scores = prepare_synthetic(cfg, datamodule)
+    if generator_scores:
+        seed_everything(cfg.seed, workers=True)
     model = instantiate_model(cfg)
     augmentation = datamodule.augmentation
     if augmentation is not None and augmentation.mixes_labels and not getattr(model, "accepts_soft_labels", False):
@@ -107,6 +111,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         metrics.update(scalar_metrics(results[0]))
     if status == "completed" and trainer.is_global_zero:
         metrics.update(end_of_training_scores(cfg, model, datamodule))
+    metrics.update(generator_scores)
     metrics["status"] = status
     if best:
         metrics["best_checkpoint"] = (
