@@ -195,7 +195,7 @@ def test_source_auto_trains_the_generator_on_the_same_subset(tmp_path):
         "augment=generative",
         "augment.n_per_class=2",
         "augment.steps=2",
-        "augment.generator.overrides=[" + ",".join(f"'{o}'" for o in GENERATOR) + "]",
+        "augment_generator.overrides=[" + ",".join(f"'{o}'" for o in GENERATOR) + "]",
     ]
     cfg = compose_config("train", overrides, tmp_path / "outputs" / "run")
     metrics = train(cfg)

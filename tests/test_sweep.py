@@ -34,6 +34,31 @@ def test_summary_tabulates_runs_and_averages_over_seeds(tmp_path):
     assert (tmp_path / "summary.csv").read_text().splitlines()[0].startswith("job,overrides,test/acc")
 
 
+def test_size_sweep_gets_an_accuracy_vs_size_plot(tmp_path):
+    from PIL import Image
+
+    from genlab.callbacks.sweep_plot import size_series
+
+    for i, (arm, size, seed, acc) in enumerate(
+        [("none", "10", 1, 0.70), ("none", "10", 2, 0.74), ("none", "null", 1, 0.97), ("generative", "10", 1, 0.80)]
+    ):
+        overrides = [f"data.train_per_class={size}", f"augment={arm}", f"seed={seed}"]
+        _fake_job(tmp_path, f"{i}_job", overrides, {"test/acc": acc, "generator/fid": 9.0})
+    rows = collect_runs(tmp_path)
+    series = size_series(rows)
+    assert series == {"augment=none": {"10": [0.70, 0.74], "all": [0.97]}, "augment=generative": {"10": [0.80]}}
+    text = write_summary(tmp_path)
+    assert "accuracy_vs_size.png" in text and "generator/fid" in text
+    with Image.open(tmp_path / "accuracy_vs_size.png") as plot:
+        assert plot.size[0] > 400 and plot.size[1] > 300
+
+
+def test_sweep_without_sizes_gets_no_plot(tmp_path):
+    _fake_job(tmp_path, "0_seed=1", ["augment=none", "seed=1"], {"test/acc": 0.9})
+    write_summary(tmp_path)
+    assert not (tmp_path / "accuracy_vs_size.png").exists()
+
+
 @pytest.mark.slow
 def test_multirun_sweep_writes_one_folder_per_job_and_a_summary(tmp_path):
     result = run_cli(["train", "-m", "model=cnn", "augment=none,basic", *FAST], tmp_path)

@@ -14,11 +14,12 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from genlab.callbacks.sweep_plot import plot_accuracy_vs_size
 from genlab.io import atomic_write_bytes
 
 log = logging.getLogger("genlab")
 
-SUMMARY_PREFIXES = ("test/", "val/", "fid", "kid", "precision", "recall", "class_")
+SUMMARY_PREFIXES = ("test/", "val/", "fid", "kid", "precision", "recall", "class_", "generator/")
 
 
 def collect_runs(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -88,6 +89,9 @@ def write_summary(sweep_dir: Path) -> str | None:
     text = f"# Sweep {sweep_dir.name}\n\n## Runs\n\n{markdown_table(rows)}\n"
     if any(" seed=" in f" {r['overrides']}" for r in rows):
         text += f"\n## Mean ± std over seeds\n\n{markdown_table(aggregate(rows))}\n"
+    plot = plot_accuracy_vs_size(rows, sweep_dir / "accuracy_vs_size.png")
+    if plot is not None:
+        text += f"\n![test accuracy against training-set size]({plot.name})\n"
     atomic_write_bytes(sweep_dir / "summary.md", text.encode())
     atomic_write_bytes(sweep_dir / "summary.csv", csv_text(rows).encode())
     return text
