@@ -82,7 +82,8 @@ def test_metrics_option_of_translation_runs():
 def test_paired_folder_defaults_to_inception_and_explains_missing_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     cfg = compose_config("train", ["model=pix2pix", "data=paired_folder", "eval.download=false"], tmp_path / "run")
-    with pytest.raises(GenlabError, match=r"Inception-v3 FID weights.*without FID: metrics=\[l1,psnr,ssim\]"):
+    needle = r"Inception-v3 FID weights.*data=paired_folder have no labels\.\) .* without FID: metrics=\[l1,psnr,ssim\]"
+    with pytest.raises(GenlabError, match=needle):
         make_scorer(cfg, tmp_path)
     with pytest.raises(GenlabError, match="needs a labelled dataset"):
         make_scorer(cfg, tmp_path, features="classifier")

@@ -172,7 +172,10 @@ class TranslationScorer:
         try:
             weights = inception_weights(settings.get("inception_weights"), bool(settings.get("download", True)))
         except GenlabError as err:
-            raise GenlabError(f"{err} To score the translations without FID: {WITHOUT_FID}.") from None
+            note = ""
+            if int(self.target_cfg.get("num_classes", 0)) < 2:
+                note = f"(features=classifier does not apply: the targets of data={self.data_name} have no labels.) "
+            raise GenlabError(f"{err} {note}To score the translations without FID: {WITHOUT_FID}.") from None
         return InceptionFeatures(weights).to(self.device)
 
     def _check_fid_size(self, split_size: int) -> None:

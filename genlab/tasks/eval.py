@@ -92,6 +92,7 @@ def score_run(cfg: DictConfig, run_dir: Path, out_dir: Path) -> dict[str, Any]:
     datamodule = instantiate_datamodule(run_cfg, train=False)
     common = {"run": str(run_dir), "checkpoint": str(checkpoint), "model": str(run_cfg.model.name)}
     if translates(model):
+        _generation_options(cfg, model)  # refuses sampler=, truncation=, ...: a translator has none
         scorer = TranslationScorer(
             run_cfg.data,
             cfg.eval,
