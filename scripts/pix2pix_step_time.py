@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from genlab.models.pix2pix import gan_loss
+from genlab.models.losses import BCELoss
 from genlab.nets.patchgan import PatchGANDiscriminator
 from genlab.nets.unet import UNetGenerator
 
@@ -36,18 +36,23 @@ def main() -> None:
     d = PatchGANDiscriminator(args.channels, args.channels, ndf=args.ngf).to(device)
     opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.999))
+    loss = BCELoss()  # pix2pix's default cGAN loss (model.gan_mode=vanilla)
+
+    def d_of(images: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        return d(torch.cat([inputs, images], 1))
+
     a = torch.rand(args.batch, args.channels, args.size, args.size, device=device) * 2 - 1
     b = torch.rand_like(a) * 2 - 1
 
     def step() -> None:
         fake = g(a)
         d.requires_grad_(True)
-        loss_d = 0.5 * (gan_loss(d(torch.cat([a, b], 1)), True) + gan_loss(d(torch.cat([a, fake.detach()], 1)), False))
+        loss_d = 0.5 * loss.discriminator_loss(d_of, b, fake.detach(), a)[0]
         opt_d.zero_grad()
         loss_d.backward()
         opt_d.step()
         d.requires_grad_(False)
-        loss_g = gan_loss(d(torch.cat([a, fake], 1)), True) + 100 * (fake - b).abs().mean()
+        loss_g = loss.generator_loss(d_of, fake, a)[0] + 100 * (fake - b).abs().mean()
         opt_g.zero_grad()
         loss_g.backward()
         opt_g.step()

@@ -8,16 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import FAST, only_run_dir, run_cli
+from conftest import FAST, compose_config, only_run_dir, run_cli
+from eval_fixtures import TINY_CLASSIFIER, eval_cache  # noqa: F401
 from fixture_data import write_pairs
 from PIL import Image
 
 from genlab.data.paired import PairedFiles, PairedFolderDataModule, sobel_edges
 from genlab.errors import GenlabError
-from genlab.models.pix2pix import LinearDecay, gan_loss
+from genlab.models.losses import BCELoss, LSGANLoss
+from genlab.models.pix2pix import LinearDecay, Pix2PixModule
 from genlab.nets.patchgan import PatchGANDiscriminator, output_size, receptive_field
 from genlab.nets.unet import UNetGenerator, auto_depth
 from genlab.tasks.common import instantiate_datamodule, instantiate_model, instantiate_trainer
+from genlab.tasks.eval import evaluate
 from genlab.tasks.train import train
 
 TINY = ["model.generator.ngf=8", "model.discriminator.ndf=8", "data.batch_size=8"]
@@ -87,11 +90,42 @@ def test_receptive_field_table():
 
 
 # ----------------------------------------------------------------------------- losses and LR
-def test_gan_losses_and_linear_decay():
-    logits = torch.tensor([[3.0, -2.0]])
-    expected = torch.nn.functional.softplus(-logits).mean()
-    assert torch.allclose(gan_loss(logits, True), expected)
-    assert torch.allclose(gan_loss(logits, False, "lsgan"), logits.pow(2).mean())
+def test_lsgan_loss_follows_its_formula():
+    outputs = {"real": torch.tensor([[1.5, 0.2]]), "fake": torch.tensor([[-0.5, 0.8]])}
+    seen = []
+
+    def d(images, condition):
+        seen.append(condition)
+        return outputs[images]
+
+    loss, out_real, out_fake = LSGANLoss().discriminator_loss(d, "real", "fake", "A")
+    expected = ((outputs["real"] - 1) ** 2).mean() + (outputs["fake"] ** 2).mean()
+    assert torch.allclose(loss, expected) and out_real is outputs["real"] and out_fake is outputs["fake"]
+    loss_g, _ = LSGANLoss().generator_loss(d, "fake", "A")
+    assert torch.allclose(loss_g, ((outputs["fake"] - 1) ** 2).mean())
+    assert seen == ["A"] * 3  # D is conditioned on what the loss is handed
+    assert torch.allclose(LSGANLoss().score(outputs["fake"]), torch.tensor(0.15))  # raw scores, not probabilities
+
+
+def _tiny_pix2pix(gan_mode: str) -> Pix2PixModule:
+    generator = UNetGenerator(1, 1, image_size=32, ngf=4)
+    discriminator = PatchGANDiscriminator(1, condition_channels=1, ndf=4, n_layers=2)
+    return Pix2PixModule(generator, discriminator, torch.optim.Adam, torch.optim.Adam, gan_mode=gan_mode)
+
+
+def test_pix2pix_takes_its_cgan_loss_from_the_loss_objects_and_keeps_its_checkpoint_keys():
+    vanilla, lsgan = _tiny_pix2pix("vanilla"), _tiny_pix2pix("lsgan")
+    assert type(vanilla.loss) is BCELoss and type(lsgan.loss) is LSGANLoss
+    # the loss objects hold no weights: checkpoints keep exactly the generator's and discriminator's keys
+    assert set(lsgan.state_dict()) == set(vanilla.state_dict())
+    assert {key.split(".")[0] for key in vanilla.state_dict()} == {"generator", "discriminator"}
+    a, b = torch.randn(2, 1, 32, 32), torch.randn(2, 1, 32, 32)
+    assert torch.equal(vanilla.conditional_d(b, a), vanilla.discriminator(torch.cat([a, b], 1)))
+    with pytest.raises(GenlabError, match=r"model\.gan_mode=wgan is not one of vanilla, lsgan"):
+        _tiny_pix2pix("wgan")
+
+
+def test_linear_decay():
     rule = LinearDecay(n_epochs=2, n_epochs_decay=2)
     assert [rule(e) for e in range(4)] == pytest.approx([1.0, 1.0, 2 / 3, 1 / 3])
 
@@ -167,9 +201,11 @@ def test_pix2pix_lowers_the_l1_of_its_translations(cfg_factory):
 
 def test_pix2pix_trains_on_a_paired_folder(cfg_factory, paired_root):
     overrides = [f"data.root={paired_root}", "data.image_size=32", "data.load_size=36", "data.num_workers=0"]
+    overrides.append("model.gan_mode=lsgan")
     cfg = cfg_factory("train", ["model=pix2pix", "data=paired_folder", *overrides, *TINY, *FAST, "logger=none"])
     metrics = train(cfg)
     assert metrics["status"] == "completed" and 0 <= metrics["test/l1"] <= 1
+    assert np.isfinite(metrics["train/loss_d"]) and np.isfinite(metrics["train/d_real"])
     assert (Path(cfg.paths.run_dir) / "samples" / "epoch_0001.png").is_file()
 
 
@@ -213,6 +249,22 @@ def test_sample_translates_test_triples_and_user_images(trained_run, tmp_path):
     out = max((trained_run / "sample").iterdir())
     assert sorted(p.name for p in out.iterdir() if p.suffix == ".png") == ["grid.png", "other.png", "sketch.png"]
     assert Image.open(out / "sketch.png").size == (32, 32)
+
+
+@pytest.mark.slow
+def test_eval_reports_l1_psnr_ssim_and_fid_in_the_targets_feature_space(trained_run, eval_cache, tmp_path, capsys):  # noqa: F811
+    cfg = compose_config("eval", [f"run={trained_run}", *TINY_CLASSIFIER], tmp_path / "eval")
+    cfg.paths.cache_dir = str(eval_cache)
+    evaluate(cfg)  # in-process: the genlab eval command without the start-up of a subprocess
+    table = capsys.readouterr().out
+    for key in ("l1", "psnr", "ssim", "fid", "feature_network"):
+        assert f"  {key} " in table, table
+    (out,) = (trained_run / "eval").iterdir()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n"] == 359 and metrics["split"] == "test"
+    assert metrics["features"] == "classifier" and metrics["feature_data"] == "digits"
+    assert metrics["feature_network"].startswith("classifier:") and np.isfinite(metrics["fid"]) and metrics["fid"] > 0
+    assert 0 <= metrics["l1"] <= 1 and -1 <= metrics["ssim"] <= 1
 
 
 # ----------------------------------------------------------------------------- bad input

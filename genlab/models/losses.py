@@ -1,6 +1,7 @@
 """GAN losses as swappable objects: each computes the discriminator's and the generator's loss.
 
-The discriminator ``d`` is called as ``d(images, labels)`` and returns logits. Every loss also
+The discriminator ``d`` is called as ``d(images, labels)`` and returns logits; ``labels`` is whatever
+conditions D (class labels for the cGAN, the input images A for pix2pix, None). Every loss also
 says how to read a discriminator output as "how real does D find this" (``score``), which the GAN
 module logs as ``train/d_real`` / ``train/d_fake``.
 """
@@ -50,6 +51,25 @@ class BCELoss(GANLoss):
     def generator_loss(self, d, fake, labels):
         out_fake = d(fake, labels)
         return F.binary_cross_entropy_with_logits(out_fake, torch.ones_like(out_fake)), out_fake
+
+
+class LSGANLoss(GANLoss):
+    """Least-squares GAN loss (Mao et al., 2017) with targets 1 (real) and 0 (fake), as in the
+    pix2pix/CycleGAN code: D minimises E[(D(x) − 1)²] + E[D(G(z))²], G minimises E[(D(G(z)) − 1)²]
+    (the paper's objective without its factors ½). ``score`` is the mean raw output (not a probability).
+    """
+
+    def discriminator_loss(self, d, real, fake, labels):
+        out_real, out_fake = d(real, labels), d(fake, labels)
+        loss = F.mse_loss(out_real, torch.ones_like(out_real)) + F.mse_loss(out_fake, torch.zeros_like(out_fake))
+        return loss, out_real, out_fake
+
+    def generator_loss(self, d, fake, labels):
+        out_fake = d(fake, labels)
+        return F.mse_loss(out_fake, torch.ones_like(out_fake)), out_fake
+
+    def score(self, output: Tensor) -> Tensor:
+        return output.mean()
 
 
 class WGANGPLoss(GANLoss):

@@ -21,8 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from pytorch_lightning import Callback
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
-from torchmetrics import MeanAbsoluteError, MetricCollection
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+from torchmetrics import MetricCollection
 from torchvision.transforms.v2 import functional as TF
 from torchvision.utils import save_image
 
@@ -35,34 +34,16 @@ from genlab.callbacks.translation_grid import (
 from genlab.data.base import IMAGE_SUFFIXES, list_images, to_model_range
 from genlab.data.paired import PAIRED_DATASETS
 from genlab.errors import GenlabError, TrainingDivergedError
+from genlab.metrics.translation import translate_pairs, translation_metric_collection
 from genlab.models.base import GenerativeModule, to_unit_range
+from genlab.models.losses import BCELoss, GANLoss, LSGANLoss
 from genlab.tasks.common import instantiate_datamodule, load_run_config
 
 log = logging.getLogger("genlab")
 
-GAN_MODES = ("vanilla", "lsgan")
+# model.gan_mode → the cGAN loss object (the official code's option names)
+GAN_MODES: dict[str, type[GANLoss]] = {"vanilla": BCELoss, "lsgan": LSGANLoss}
 TRANSLATE_BATCH = 64
-
-
-def gan_loss(logits: Tensor, real: bool, mode: str = "vanilla") -> Tensor:
-    """The cGAN loss of a grid of patch logits against an all-real or all-fake target:
-    BCE-with-logits (``vanilla``) or least squares on the raw outputs (``lsgan``)."""
-    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
-    if mode == "lsgan":
-        return F.mse_loss(logits, target)
-    return F.binary_cross_entropy_with_logits(logits, target)
-
-
-def translation_metric_collection(prefix: str = "") -> MetricCollection:
-    """L1 (mean absolute error), PSNR and SSIM of images in [0, 1]; PSNR is averaged per image."""
-    return MetricCollection(
-        {
-            "l1": MeanAbsoluteError(),
-            "psnr": PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3)),
-            "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
-        },
-        prefix=prefix,
-    )
 
 
 @dataclass
@@ -89,7 +70,9 @@ class Pix2PixModule(GenerativeModule):
         discriminator: conditional PatchGAN on ``concat(A, B)``, returning logits.
         optimizer_g, optimizer_d: partial optimizers (``_partial_: true``).
         lambda_l1: weight of the L1 term (100 in the paper).
-        gan_mode: ``vanilla`` (BCE-with-logits) or ``lsgan`` (least squares).
+        gan_mode: the cGAN loss, ``vanilla`` (:class:`~genlab.models.losses.BCELoss`, BCE-with-logits)
+            or ``lsgan`` (:class:`~genlab.models.losses.LSGANLoss`, least squares); D's loss is halved
+            as in the paper.
         n_epochs: epochs at the initial learning rate (null: half of ``trainer.max_epochs``).
         n_epochs_decay: epochs of linear decay to 0 (null: the rest of ``trainer.max_epochs``).
         grid_size: validation triples written each epoch (0: none).
@@ -125,6 +108,7 @@ class Pix2PixModule(GenerativeModule):
         self.optimizer_d_factory = optimizer_d
         self.lambda_l1 = lambda_l1
         self.gan_mode = gan_mode
+        self.loss = GAN_MODES[gan_mode]()
         self.n_epochs = n_epochs
         self.n_epochs_decay = n_epochs_decay
         self.grid_size = grid_size
@@ -153,19 +137,14 @@ class Pix2PixModule(GenerativeModule):
             "(test-split triples) or `genlab sample run=DIR input=PATH`."
         )
 
-    @torch.no_grad()
     def translation_metrics(self, dataloader: Iterable[tuple[Tensor, Tensor]]) -> dict[str, float]:
         """L1, PSNR and SSIM of G(A) against B over ``dataloader`` (images in [0, 1], eval mode)."""
-        metrics = translation_metric_collection().to(self.device)
         was_training = self.training
         self.eval()
         try:
-            for inputs, targets in dataloader:
-                generated = self.translate(inputs.to(self.device))
-                metrics.update(to_unit_range(generated), to_unit_range(targets.to(self.device)))
+            return translate_pairs(self.translate, dataloader, self.device).pixel
         finally:
             self.train(was_training)
-        return {key: float(value) for key, value in metrics.compute().items()}
 
     # ----------------------------------------------------------------- training
     def setup(self, stage: str) -> None:
@@ -215,9 +194,10 @@ class Pix2PixModule(GenerativeModule):
         rule = LinearDecay(*self.lr_plan())
         return [optimizer_g, optimizer_d], [LambdaLR(optimizer_g, rule), LambdaLR(optimizer_d, rule)]
 
-    def _d_score(self, logits: Tensor) -> Tensor:
-        """Mean D output: probability of real (vanilla) or the raw least-squares score (lsgan)."""
-        return (torch.sigmoid(logits) if self.gan_mode == "vanilla" else logits).mean()
+    def conditional_d(self, images: Tensor, inputs: Tensor) -> Tensor:
+        """D(A, B): patch logits of target-domain ``images`` conditioned on the ``inputs`` A (the
+        GAN losses' ``d(images, condition)``)."""
+        return self.discriminator(torch.cat([inputs, images], 1))
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         inputs, targets = batch
@@ -225,16 +205,17 @@ class Pix2PixModule(GenerativeModule):
         generated = self.generator(inputs)
 
         self.discriminator.requires_grad_(True)
-        logits_real = self.discriminator(torch.cat([inputs, targets], 1))
-        logits_fake = self.discriminator(torch.cat([inputs, generated.detach()], 1))
-        loss_d = 0.5 * (gan_loss(logits_real, True, self.gan_mode) + gan_loss(logits_fake, False, self.gan_mode))
+        loss_d, out_real, out_fake = self.loss.discriminator_loss(
+            self.conditional_d, targets, generated.detach(), inputs
+        )
+        loss_d = 0.5 * loss_d
         self._check_finite("loss_d", loss_d)
         optimizer_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
         optimizer_d.step()
 
         self.discriminator.requires_grad_(False)
-        loss_g_gan = gan_loss(self.discriminator(torch.cat([inputs, generated], 1)), True, self.gan_mode)
+        loss_g_gan, _ = self.loss.generator_loss(self.conditional_d, generated, inputs)
         loss_g_l1 = F.l1_loss(generated, targets)
         loss_g = loss_g_gan + self.lambda_l1 * loss_g_l1
         self._check_finite("loss_g", loss_g)
@@ -247,8 +228,8 @@ class Pix2PixModule(GenerativeModule):
         self.log("train/loss_g", loss_g, prog_bar=True)
         self.log("train/loss_g_gan", loss_g_gan)
         self.log("train/loss_g_l1", loss_g_l1)
-        self.log("train/d_real", self._d_score(logits_real))
-        self.log("train/d_fake", self._d_score(logits_fake))
+        self.log("train/d_real", self.loss.score(out_real))
+        self.log("train/d_fake", self.loss.score(out_fake))
 
     def _check_finite(self, name: str, loss: Tensor) -> None:
         if not torch.isfinite(loss):

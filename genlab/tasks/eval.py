@@ -1,7 +1,8 @@
 """``genlab eval run=DIR``: score a trained run (or every run of a sweep) under one protocol.
 
 Generative runs get FID, KID, precision/recall and class metrics of ``n`` samples against the
-reference split; classifier runs get accuracy and per-class accuracy. Results go to
+reference split; translation runs (pix2pix) L1, PSNR, SSIM and FID of G(A) against B on the split's
+pairs; classifier runs get accuracy and per-class accuracy. Results go to
 ``DIR/eval/<date_time>/metrics.json`` (+ ``grid.png`` of samples) and a table on stdout; nothing
 else in ``DIR`` changes, also when evaluation fails.
 """
@@ -25,6 +26,7 @@ from genlab.callbacks.compare import write_comparison
 from genlab.errors import GenlabError
 from genlab.io import write_json
 from genlab.metrics.evaluate import GenerativeScorer, classifier_report, resolve_metrics
+from genlab.metrics.translation import TranslationScorer, resolve_translation_metrics, translates
 from genlab.models.base import GenerativeModule, to_unit_range
 from genlab.tasks.common import (
     CONFIG_DIR,
@@ -89,15 +91,20 @@ def score_run(cfg: DictConfig, run_dir: Path, out_dir: Path) -> dict[str, Any]:
     model = load_trained_model(run_cfg, checkpoint, device)
     datamodule = instantiate_datamodule(run_cfg, train=False)
     common = {"run": str(run_dir), "checkpoint": str(checkpoint), "model": str(run_cfg.model.name)}
-    if hasattr(model, "translation_metrics"):
-        scores = model.translation_metrics(datamodule.dataloader(cfg.split))
-        metrics = {
-            **common,
-            **scores,
-            "split": cfg.split,
-            "n": len(datamodule.dataset(cfg.split)),
-            "seed": int(cfg.seed),
-        }
+    if translates(model):
+        _generation_options(cfg, model)  # refuses sampler=, truncation=, ...: a translator has none
+        scorer = TranslationScorer(
+            run_cfg.data,
+            cfg.eval,
+            split=cfg.split,
+            features=cfg.features or cfg.eval.features,
+            metrics=resolve_translation_metrics(cfg.metrics),
+            n=_default_n(cfg, datamodule),
+            split_size=len(datamodule.dataset(cfg.split)),
+            cache_dir=cfg.paths.cache_dir,
+            device=device,
+        )
+        metrics = {**common, **scorer.score(model.translate, datamodule.dataloader(cfg.split)), "seed": int(cfg.seed)}
     elif isinstance(model, GenerativeModule):
         metrics_wanted = resolve_metrics(cfg.metrics, model, int(run_cfg.data.num_classes))
         options = _generation_options(cfg, model)

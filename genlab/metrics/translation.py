@@ -1,0 +1,222 @@
+"""Scores of an image-to-image translator (pix2pix) on a split of pairs (A, B).
+
+- ``l1``, ``psnr``, ``ssim``: G(A) against B pixel by pixel (torchmetrics, pixels in [0, 1], PSNR
+  averaged per image).
+- ``fid``: the translated images G(A) against the targets B of the same pairs, in the feature
+  network of the *target* domain: for edge pairs built from an image dataset (``data.source``,
+  e.g. ``edges2digits`` → digits) that dataset's default (``classifier`` for digits: its reference
+  classifier), for ``paired_folder`` ``inception``. Both sets hold the same ``n`` images, so FID
+  needs ``n`` larger than the feature dimension.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+from torchmetrics import MeanAbsoluteError, MetricCollection
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+from genlab.errors import GenlabError
+from genlab.metrics import scores
+from genlab.metrics.evaluate import feature_choice
+from genlab.metrics.features import ClassifierFeatures, FeatureNetwork, InceptionFeatures, inception_weights
+from genlab.metrics.reference import reference_classifier
+from genlab.models.base import to_unit_range
+
+PIXEL_METRICS = ("l1", "psnr", "ssim")
+TRANSLATION_METRICS = (*PIXEL_METRICS, "fid")
+WITHOUT_FID = "metrics=[l1,psnr,ssim]"
+
+
+def translation_metric_collection(prefix: str = "") -> MetricCollection:
+    """L1 (mean absolute error), PSNR and SSIM of images in [0, 1]; PSNR is averaged per image."""
+    return MetricCollection(
+        {
+            "l1": MeanAbsoluteError(),
+            "psnr": PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3)),
+            "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
+        },
+        prefix=prefix,
+    )
+
+
+def resolve_translation_metrics(requested: Sequence[str] | str | None) -> list[str]:
+    """``metrics=`` of a translation run: a subset of l1, psnr, ssim, fid (default: all four)."""
+    if requested is None:
+        return list(TRANSLATION_METRICS)
+    chosen = [requested] if isinstance(requested, str) else [str(m) for m in requested]
+    for name in chosen:
+        if name not in TRANSLATION_METRICS:
+            raise GenlabError(
+                f"metrics={name} is not a metric of image translation: choose from {', '.join(TRANSLATION_METRICS)}."
+            )
+    return chosen
+
+
+def translates(model: Any) -> bool:
+    """True for image-to-image models (pix2pix): they translate inputs (``translate``) instead of sampling."""
+    return callable(getattr(model, "translate", None))
+
+
+def target_domain(data_cfg: DictConfig) -> DictConfig:
+    """The data config of the target images B: ``data.source`` for edge pairs built from an image
+    dataset (its classes and feature network apply to the targets), else the paired dataset itself."""
+    source = data_cfg.get("source")
+    if source is None:
+        return data_cfg
+    return OmegaConf.create(OmegaConf.to_container(source, resolve=True))
+
+
+@dataclass
+class TranslationPass:
+    """What one pass over pairs gathered: pixel scores, features of B and G(A) (or None), pair count."""
+
+    pixel: dict[str, float]
+    real: Tensor | None
+    fake: Tensor | None
+    n: int
+
+
+@torch.no_grad()
+def translate_pairs(
+    translate: Callable[[Tensor], Tensor],
+    pairs: Iterable[tuple[Tensor, Tensor]],
+    device: torch.device,
+    n: int | None = None,
+    network: FeatureNetwork | None = None,
+) -> TranslationPass:
+    """Translate the inputs A of the first ``n`` pairs (all when None); score G(A) against B.
+
+    With a feature network, also returns the features of B (``real``) and of G(A) (``fake``).
+    """
+    pixel = translation_metric_collection().to(device)
+    real, fake = [], []
+    seen = 0
+    for inputs, targets in pairs:
+        take = len(inputs) if n is None else min(len(inputs), n - seen)
+        if take <= 0:
+            break
+        inputs, targets = inputs[:take].to(device), targets[:take].to(device)
+        generated = translate(inputs)
+        if generated.shape != targets.shape:
+            raise GenlabError(
+                f"the translator returned images of shape {tuple(generated.shape[1:])}, but the targets are "
+                f"{tuple(targets.shape[1:])}: the run's model and data do not match."
+            )
+        if not torch.isfinite(generated).all():
+            raise GenlabError("the translator produced NaN or infinite pixels: the model has diverged.")
+        pixel.update(to_unit_range(generated), to_unit_range(targets))
+        if network is not None:
+            real.append(network(targets).double().cpu())
+            fake.append(network(generated).double().cpu())
+        seen += take
+    if seen == 0:
+        raise GenlabError("there are no pairs to score: the split is empty.")
+    values = {key: float(value) for key, value in pixel.compute().items()}
+    if network is None:
+        return TranslationPass(values, None, None, seen)
+    return TranslationPass(values, torch.cat(real), torch.cat(fake), seen)
+
+
+class TranslationScorer:
+    """Scores a translator on the first ``n`` pairs of a split (see the module docstring).
+
+    Args:
+        data_cfg: the run's paired ``data`` config node.
+        settings: the ``eval`` settings node (reference classifier, Inception weights).
+        split: the split the pairs come from (for the messages and metrics.json).
+        features: ``inception`` | ``classifier`` | None (the dataset's ``fid_features``, else the
+            target domain's).
+        metrics: names from :data:`TRANSLATION_METRICS` (already resolved).
+        n: pairs to score (at most the split's size).
+        split_size: pairs the split holds.
+        cache_dir: where the reference classifier is cached.
+        device: device of the feature network.
+    """
+
+    def __init__(
+        self,
+        data_cfg: DictConfig,
+        settings: DictConfig,
+        *,
+        split: str,
+        features: str | None,
+        metrics: Sequence[str],
+        n: int,
+        split_size: int,
+        cache_dir: str | Path,
+        device: torch.device,
+    ) -> None:
+        self.metrics = list(metrics)
+        self.split = split
+        self.n = min(n, split_size)
+        self.device = device
+        self.data_name = str(data_cfg.name)
+        self.target_cfg = target_domain(data_cfg)
+        self.features = feature_choice(features or data_cfg.get("fid_features"), self.target_cfg)
+        self.network: FeatureNetwork | None = None
+        if "fid" in self.metrics:
+            self.network = self._feature_network(settings, cache_dir)
+            self._check_fid_size(split_size)
+
+    def _feature_network(self, settings: DictConfig, cache_dir: str | Path) -> FeatureNetwork:
+        if self.features == "classifier":
+            return reference_classifier(self.target_cfg, settings, cache_dir, self.device)
+        try:
+            weights = inception_weights(settings.get("inception_weights"), bool(settings.get("download", True)))
+        except GenlabError as err:
+            note = ""
+            if int(self.target_cfg.get("num_classes", 0)) < 2:
+                note = f"(features=classifier does not apply: the targets of data={self.data_name} have no labels.) "
+            raise GenlabError(f"{err} {note}To score the translations without FID: {WITHOUT_FID}.") from None
+        return InceptionFeatures(weights).to(self.device)
+
+    def _check_fid_size(self, split_size: int) -> None:
+        """The rule of :func:`scores.check_fid_sizes` (n > d), explained for pairs of one split."""
+        dim = self.network.num_features
+        if self.n > dim:
+            return
+        if split_size > dim:
+            advice = f"raise n (n={dim + 1} to n={split_size})"
+        else:
+            advice = "score a larger split (split=train)"
+            if self.features == "inception":
+                advice += ", use features=classifier where the targets are labelled images"
+        raise GenlabError(
+            f"FID needs more image pairs than feature dimensions (n > d), but it gets n = {self.n} of the "
+            f"{split_size} pairs of the {self.split} split of data={self.data_name}, and the {self.features} "
+            f"features have d = {dim}: {advice}, or leave FID out: {WITHOUT_FID}."
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """What the scores were computed with: written beside them in metrics.json."""
+        info: dict[str, Any] = {"n": self.n, "split": self.split}
+        if self.network is not None:
+            info.update(
+                features=self.features,
+                feature_network=self.network.identity,
+                feature_dim=self.network.num_features,
+                feature_data=str(self.target_cfg.name),
+            )
+        if isinstance(self.network, ClassifierFeatures) and "test_acc" in self.network.info:
+            info["reference_classifier_test_acc"] = self.network.info["test_acc"]
+        return info
+
+    def score(self, translate: Callable[[Tensor], Tensor], pairs: Iterable[tuple[Tensor, Tensor]]) -> dict[str, Any]:
+        """Translate the inputs of the first ``n`` pairs and score them: the requested metrics + how."""
+        started = time.perf_counter()
+        result = translate_pairs(translate, pairs, self.device, self.n, self.network)
+        out = {key: result.pixel[key] for key in PIXEL_METRICS if key in self.metrics}
+        if self.network is not None:
+            out["fid"] = scores.fid(result.real, result.fake)
+        out.update(self.describe())
+        out["n"] = result.n
+        out["eval_seconds"] = round(time.perf_counter() - started, 2)
+        return out
