@@ -27,7 +27,6 @@ from typing import Any, ClassVar
 import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
-from torch import Tensor
 from torchvision.utils import save_image
 from tqdm.auto import tqdm
 
@@ -35,7 +34,7 @@ from genlab.augment.pipeline import Augmentation
 from genlab.data.base import TensorSplit
 from genlab.errors import GenlabError
 from genlab.io import atomic_torch_save, safe_torch_load
-from genlab.metrics.features import file_digest
+from genlab.metrics.features import file_digest, to_uint8, uint8_to_model_range
 from genlab.runs import check_run_dir
 
 log = logging.getLogger("genlab")
@@ -48,11 +47,6 @@ BATCHING_KEYS = frozenset({"batch_size", "num_workers", "epoch_size", "fid_featu
 DIFFUSION_DEFAULTS = {"sampler": "ddim", "steps": 25}
 # What the generator's metrics.json contributes to the classifier's (prefixed ``generator/``).
 GENERATOR_SCORES = ("fid", "class_acc", "precision", "recall")
-
-
-def _to_uint8(images: Tensor) -> Tensor:
-    """[-1, 1] floats → uint8 in [0, 255]."""
-    return images.add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8).cpu()
 
 
 class SyntheticAugmentation(Augmentation):
@@ -182,7 +176,7 @@ class GenerativeAugmentation(SyntheticAugmentation):
         images = []
         for start, stop in self._chunks(len(labels), f"generating {len(labels)} images"):
             batch = labels[start:stop].to(model.device)
-            images.append(_to_uint8(model.generate(len(batch), labels=batch, generator=generator, **options)))
+            images.append(to_uint8(model.generate(len(batch), labels=batch, generator=generator, **options)).cpu())
         return TensorSplit(torch.cat(images), labels)
 
 
@@ -243,10 +237,10 @@ class SDEditAugmentation(SyntheticAugmentation):
         pools = []
         for strength in self.strengths:
             for start, stop in self._chunks(len(images), f"SDEdit strength {strength:g}: {len(images)} images"):
-                x0 = images[start:stop].float().div(127.5).sub(1)
+                x0 = uint8_to_model_range(images[start:stop])
                 cond = labels[start:stop] if guide else None
                 varied = model.sdedit(x0, strength, cond, generator, **self.sample_options)
-                pools.append(_to_uint8(varied))
+                pools.append(to_uint8(varied).cpu())
         return TensorSplit(torch.cat(pools), labels.repeat(len(self.strengths)))
 
 

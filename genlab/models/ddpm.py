@@ -21,6 +21,7 @@ from genlab.data.user_images import input_images, load_user_images
 from genlab.diffusion.samplers import EpsFn, check_sampler_options, ddim_sample, ddpm_sample, gaussian_noise
 from genlab.diffusion.schedules import NoiseSchedule
 from genlab.errors import GenlabError, TrainingDivergedError
+from genlab.metrics.features import to_uint8
 from genlab.models.base import GenerativeModule, to_unit_range
 from genlab.noise.priors import GaussianNoise, NoiseDist
 from genlab.tasks.common import instantiate_datamodule, load_run_config
@@ -413,8 +414,10 @@ class DiffusionModule(GenerativeModule):
         elif cfg.format == "npz":
             path = out_dir / "samples.npz"
             arrays = {
-                "inputs": _uint8(images),
-                "images": _uint8(table[:, 1:].reshape(len(images), len(strengths), variations, *self.image_shape)),
+                "inputs": to_uint8(images).numpy(),
+                "images": to_uint8(
+                    table[:, 1:].reshape(len(images), len(strengths), variations, *self.image_shape)
+                ).numpy(),
                 "strengths": np.asarray(strengths),
             }
             if labels is not None:
@@ -427,7 +430,3 @@ class DiffusionModule(GenerativeModule):
 def _stack(dataset: Sequence[tuple[Tensor, Tensor]], count: int) -> tuple[Tensor, Tensor]:
     items = [dataset[i] for i in range(count)]
     return torch.stack([image for image, _ in items]), torch.stack([torch.as_tensor(label) for _, label in items])
-
-
-def _uint8(images: Tensor) -> np.ndarray:
-    return to_unit_range(images).mul(255).round().to(torch.uint8).numpy()

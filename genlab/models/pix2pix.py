@@ -17,12 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
-from PIL import Image, UnidentifiedImageError
 from pytorch_lightning import Callback
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import MetricCollection
-from torchvision.transforms.v2 import functional as TF
 from torchvision.utils import save_image
 
 from genlab.callbacks.translation_grid import (
@@ -31,9 +29,10 @@ from genlab.callbacks.translation_grid import (
     triples_grid,
     triples_per_row,
 )
-from genlab.data.base import IMAGE_SUFFIXES, list_images, to_model_range
 from genlab.data.paired import PAIRED_DATASETS
+from genlab.data.user_images import input_images, load_user_images, output_names
 from genlab.errors import GenlabError, TrainingDivergedError
+from genlab.metrics.features import to_uint8
 from genlab.metrics.translation import translate_pairs, translation_metric_collection
 from genlab.models.base import GenerativeModule, to_unit_range
 from genlab.models.losses import BCELoss, GANLoss, LSGANLoss
@@ -291,14 +290,16 @@ class Pix2PixModule(GenerativeModule):
             written.append(folder)
         elif cfg.format == "npz":
             path = out_dir / "samples.npz"
-            arrays = {key: to_uint8(x) for key, x in (("inputs", inputs), ("images", generated), ("targets", targets))}
+            arrays = {
+                key: to_uint8(x).numpy() for key, x in (("inputs", inputs), ("images", generated), ("targets", targets))
+            }
             np.savez_compressed(path, **arrays)
             written.append(path)
         return written
 
     def _translate_files(self, input_path: str, out_dir: Path, nrow: int | None) -> list[Path]:
         files = input_images(input_path)
-        inputs = torch.stack([self._load_input(path) for path in files])
+        inputs = load_user_images(files, self.generator.in_channels, self.image_size)
         generated = self.translate_batched(inputs)
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
@@ -310,47 +311,3 @@ class Pix2PixModule(GenerativeModule):
         grid_path = out_dir / "grid.png"
         save_image(comparison_grid([inputs, generated], nrow or triples_per_row(len(files))), grid_path)
         return [grid_path, *written]
-
-    def _load_input(self, path: Path) -> Tensor:
-        """A user's image as the generator's input: its channels, resized to image_size², in [-1, 1]."""
-        try:
-            with Image.open(path) as pil:
-                image = TF.pil_to_tensor(pil.convert("L" if self.generator.in_channels == 1 else "RGB"))
-        except (UnidentifiedImageError, OSError) as err:
-            raise GenlabError(f"input image {path} cannot be read ({err}).") from None
-        image = TF.resize(image, [self.image_size, self.image_size], antialias=True)
-        return to_model_range(image.float().div(255))
-
-
-def to_uint8(images: Tensor) -> np.ndarray:
-    """Images in [-1, 1] → uint8 array (N, C, H, W)."""
-    return to_unit_range(images).mul(255).round().to(torch.uint8).numpy()
-
-
-def input_images(input_path: str) -> list[Path]:
-    """The image files ``input=`` names: one image, or the images directly inside a folder."""
-    path = Path(input_path).expanduser()
-    suffixes = ", ".join(IMAGE_SUFFIXES)
-    if not path.exists():
-        raise GenlabError(f"input={input_path} does not exist: pass an image file or a folder of images ({suffixes}).")
-    if path.is_file():
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            raise GenlabError(f"input={input_path} is not an image file: use one of {suffixes}.")
-        return [path]
-    files = list_images(path)
-    if not files:
-        raise GenlabError(f"input={input_path} holds no images ({suffixes}): put the images to translate there.")
-    return files
-
-
-def output_names(files: list[Path]) -> list[str]:
-    """``<stem>.png`` for each input, made unique (``grid.png`` is the overview)."""
-    used = {"grid.png"}
-    names = []
-    for path in files:
-        name = f"{path.stem}.png"
-        if name in used:
-            name = f"{path.stem}_{path.suffix.lstrip('.')}.png"
-        used.add(name)
-        names.append(name)
-    return names
