@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning import seed_everything
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
+from genlab.distributed import distributed_job
 from genlab.errors import GenlabError
 from genlab.io import scalar_metrics, write_json
 from genlab.metrics.training import end_of_training_scores, fid_callbacks
@@ -96,15 +97,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     status = "completed"
-    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg))
-    if trainer.interrupted:
-        status = "interrupted"
-    metrics = scalar_metrics(trainer.callback_metrics)
-    checkpoint = trainer.checkpoint_callback
-    best = checkpoint.best_model_path if checkpoint is not None else ""
-    if cfg.test and status == "completed" and is_overridden("test_step", model):
-        results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
-        metrics.update(scalar_metrics(results[0]))
+    with distributed_job():
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg))
+        if trainer.interrupted:
+            status = "interrupted"
+        metrics = scalar_metrics(trainer.callback_metrics)
+        checkpoint = trainer.checkpoint_callback
+        best = checkpoint.best_model_path if checkpoint is not None else ""
+        if cfg.test and status == "completed" and is_overridden("test_step", model):
+            results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+            metrics.update(scalar_metrics(results[0]))
+    # Under DDP the process group is gone here: rank 0 alone samples and scores the end-of-training FID.
     if status == "completed" and trainer.is_global_zero:
         metrics.update(end_of_training_scores(cfg, model, datamodule))
     metrics["status"] = status
