@@ -51,7 +51,7 @@ def rewrite_args(args: list[str]) -> list[str]:
     resume = [arg for arg in args if arg.startswith("resume=")]
     if not resume or resume[0] == "resume=null":
         return args
-    run_dir = check_run_dir(resume[0].split("=", 1)[1]).resolve()
+    run_dir = check_run_dir(resume[0].split("=", 1)[1], option="resume").resolve()
     if not (run_dir / "checkpoints" / "last.ckpt").is_file():
         raise GenlabError(f"resume={run_dir}: there is no checkpoints/last.ckpt to resume from.")
     others = [arg for arg in args if arg not in resume]
