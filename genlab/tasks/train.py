@@ -13,7 +13,7 @@ from pytorch_lightning.utilities.model_helpers import is_overridden
 
 from genlab.distributed import distributed_job
 from genlab.errors import GenlabError
-from genlab.io import scalar_metrics, write_json
+from genlab.io import safe_torch_load, scalar_metrics, write_json
 from genlab.metrics.training import end_of_training_scores, fid_callbacks
 from genlab.runs import check_run_dir
 from genlab.tasks.common import (
@@ -61,6 +61,8 @@ def rewrite_args(args: list[str]) -> list[str]:
                 f"resume= continues a run with its own config; '{arg}' cannot change. Only trainer limits may "
                 "(e.g. trainer.max_epochs=50, trainer.max_steps=...). Start a new run to change anything else."
             )
+    # Refuse a corrupt or crafted checkpoint before anything is written into the run folder.
+    safe_torch_load(run_dir / "checkpoints" / "last.ckpt")
     return [
         "--config-dir",
         str(run_dir / ".hydra"),
