@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from pathlib import Path
 
 COMMANDS: dict[str, str] = {
     "train": "train a model on a dataset; writes outputs/train/<date_time>_<model>_<data>/",
@@ -64,6 +65,37 @@ def check_run_arguments(command: str, args: list[str]) -> None:
         raise SystemExit(2) from None
 
 
+def check_group_options(args: list[str], config_dir: str) -> None:
+    """Exit with a one-line message when ``group=option`` names no yaml file of that config group.
+
+    (Hydra's own error lists the config search path over a dozen lines.) Skipped when extra
+    config folders are given, since the option may live there.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    if any(a.startswith(("hydra.searchpath", "--config-dir", "-cd", "--config-path", "-cp")) for a in args):
+        return
+    try:
+        overrides = OverridesParser.create().parse_overrides([a for a in args if not a.startswith("-")])
+    except HydraException:
+        return  # Hydra reports malformed overrides itself.
+    for override in overrides:
+        folder = Path(config_dir) / override.key_or_group
+        if override.is_delete() or not folder.is_dir() or override.value() is None:
+            continue
+        values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.value()]
+        choices = sorted(p.stem for p in folder.glob("*.yaml"))
+        for value in values:
+            if isinstance(value, str) and value not in choices:
+                print(
+                    f"genlab: error: {override.get_key_element()}={value} is not an option of the config group "
+                    f"'{override.key_or_group}': choose one of {', '.join(choices)}.",
+                    file=sys.stderr,
+                )
+                raise SystemExit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Dispatch to the Hydra entry point of the requested command."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -83,6 +115,8 @@ def main(argv: list[str] | None = None) -> None:
         check_run_arguments(command, args)
     os.environ[COMMAND_ENV] = command
     module = importlib.import_module(f"genlab.tasks.{command}")
+    if not {"-h", "--help", "--hydra-help"} & set(args):
+        check_group_options(args, module.CONFIG_DIR)
     if hasattr(module, "rewrite_args"):
         from genlab.errors import GenlabError
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict, read_write
 
 from genlab.callbacks.sweep_plot import plot_accuracy_vs_size
 from genlab.io import atomic_write_bytes
@@ -98,7 +98,18 @@ def write_summary(sweep_dir: Path) -> str | None:
 
 
 class SweepSummary(Callback):
-    """At the end of a multirun, print and save a table of every job's final metrics."""
+    """At the end of a multirun, print and save a table of every job's final metrics.
+
+    At its start, pin ``hydra.sweep.dir`` for the jobs: it names the model and data of the launch,
+    and jobs that sweep ``model=`` or ``data=`` would otherwise each resolve it to a folder of their own.
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = str(config.hydra.sweep.dir)
+        if '"' in sweep_dir:
+            return
+        with read_write(config.hydra), open_dict(config.hydra):
+            config.hydra.overrides.hydra.append(f'hydra.sweep.dir="{sweep_dir}"')
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)

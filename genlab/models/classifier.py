@@ -11,6 +11,8 @@ from pytorch_lightning import LightningModule
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from genlab.errors import TrainingDivergedError
+
 
 class ClassifierModule(LightningModule):
     """Image classifier trained with cross-entropy (hard or mixed/soft labels).
@@ -49,6 +51,12 @@ class ClassifierModule(LightningModule):
         images, labels = batch
         logits = self(images)
         loss = F.cross_entropy(logits, labels)
+        if not torch.isfinite(loss):
+            raise TrainingDivergedError(
+                f"training diverged: train/loss became {loss.item()} at step {self.global_step} "
+                f"(epoch {self.current_epoch}); the last good checkpoint is kept in checkpoints/. "
+                "Try a lower learning rate (model.optimizer.lr)."
+            )
         hard = labels.argmax(dim=1) if labels.ndim == 2 else labels
         self.train_acc(logits, hard)
         self.log("train/loss", loss, prog_bar=True)

@@ -164,7 +164,11 @@ class DiffusionModule(GenerativeModule):
         images, labels = batch
         loss = self.diffusion_loss(self.net, images, self._train_labels(labels))
         if not torch.isfinite(loss):
-            raise TrainingDivergedError(f"the diffusion loss became {loss.item()} at step {self.global_step}.")
+            raise TrainingDivergedError(
+                f"training diverged: train/loss (the diffusion loss) became {loss.item()} at step {self.global_step} "
+                f"(epoch {self.current_epoch}); the last good checkpoint is kept in checkpoints/. "
+                "Try a lower learning rate (model.optimizer.lr)."
+            )
         self.log("train/loss", loss, prog_bar=True)
         return loss
 

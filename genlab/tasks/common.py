@@ -21,6 +21,7 @@ from pytorch_lightning.loggers import Logger
 from genlab.errors import GenlabError
 from genlab.io import safe_torch_load
 from genlab.runs import check_run_dir
+from genlab.validate import check_integer_options
 
 log = logging.getLogger("genlab")
 
@@ -63,6 +64,7 @@ def run_task(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     Set ``GENLAB_DEBUG=1`` to see the full traceback instead.
     """
     try:
+        check_integer_options(cfg)
         return task(cfg)
     except Exception as err:
         message = user_error_message(err)

@@ -12,8 +12,9 @@ from pytorch_lightning import seed_everything
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
 from genlab.augment.synthetic import prepare_synthetic
+from genlab.distributed import distributed_job
 from genlab.errors import GenlabError
-from genlab.io import scalar_metrics, write_json
+from genlab.io import safe_torch_load, scalar_metrics, write_json
 from genlab.metrics.training import end_of_training_scores, fid_callbacks
 from genlab.runs import check_run_dir
 from genlab.tasks.common import (
@@ -51,7 +52,7 @@ def rewrite_args(args: list[str]) -> list[str]:
     resume = [arg for arg in args if arg.startswith("resume=")]
     if not resume or resume[0] == "resume=null":
         return args
-    run_dir = check_run_dir(resume[0].split("=", 1)[1]).resolve()
+    run_dir = check_run_dir(resume[0].split("=", 1)[1], option="resume").resolve()
     if not (run_dir / "checkpoints" / "last.ckpt").is_file():
         raise GenlabError(f"resume={run_dir}: there is no checkpoints/last.ckpt to resume from.")
     others = [arg for arg in args if arg not in resume]
@@ -61,6 +62,8 @@ def rewrite_args(args: list[str]) -> list[str]:
                 f"resume= continues a run with its own config; '{arg}' cannot change. Only trainer limits may "
                 "(e.g. trainer.max_epochs=50, trainer.max_steps=...). Start a new run to change anything else."
             )
+    # Refuse a corrupt or crafted checkpoint before anything is written into the run folder.
+    safe_torch_load(run_dir / "checkpoints" / "last.ckpt")
     return [
         "--config-dir",
         str(run_dir / ".hydra"),
@@ -100,15 +103,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     status = "completed"
-    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg))
-    if trainer.interrupted:
-        status = "interrupted"
-    metrics = scalar_metrics(trainer.callback_metrics)
-    checkpoint = trainer.checkpoint_callback
-    best = checkpoint.best_model_path if checkpoint is not None else ""
-    if cfg.test and status == "completed" and is_overridden("test_step", model):
-        results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
-        metrics.update(scalar_metrics(results[0]))
+    with distributed_job():
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg))
+        if trainer.interrupted:
+            status = "interrupted"
+        metrics = scalar_metrics(trainer.callback_metrics)
+        checkpoint = trainer.checkpoint_callback
+        best = checkpoint.best_model_path if checkpoint is not None else ""
+        if cfg.test and status == "completed" and is_overridden("test_step", model):
+            results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+            metrics.update(scalar_metrics(results[0]))
+    # Under DDP the process group is gone here: rank 0 alone samples and scores the end-of-training FID.
     if status == "completed" and trainer.is_global_zero:
         metrics.update(end_of_training_scores(cfg, model, datamodule))
     metrics.update(generator_scores)

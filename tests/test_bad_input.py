@@ -1,0 +1,134 @@
+"""Bad input to every command: exit ≠ 0, a short message naming the option, no traceback, and no
+existing run folder changed. Includes crafted checkpoints whose pickled payload must not run.
+
+The CLI calls (≈ 3 s of imports each) run two at a time in a module fixture; each case then checks
+its own result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import FAST, compose_config, run_cli
+from omegaconf import OmegaConf
+from PIL import Image
+
+from genlab.tasks.train import train
+
+MARKER = "payload_ran"
+
+
+class _Payload:
+    """Unpickling this calls os.system: a weights-only loader must refuse it."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+# (command and overrides, text the message must contain). GOOD/CORRUPT/EVIL: run folders; NOTRUN: a plain folder.
+CASES = {
+    "unknown key": (["train", "modle=gan"], "modle"),
+    "unknown group option": (["train", "model=nosuch"], "model=nosuch"),
+    "wrong type": (["train", "trainer.max_epochs=abc"], "trainer.max_epochs"),
+    "out of range": (["train", "data.batch_size=-1"], "data.batch_size"),
+    "missing dataset files": (["train", "data=mnist", "data.download=false"], "data.download=false"),
+    "pix2pix on digits": (["train", "model=pix2pix"], "model=pix2pix"),
+    "cgan on unlabelled data": (["train", "model=cgan", "data=image_folder", "data.root=FLAT"], "num_classes=0"),
+    "ddpm with a uniform prior": (["train", "model=ddpm", "noise_dist=uniform"], "noise_dist=uniform"),
+    "resume of a non-run": (["train", "resume=NOTRUN"], "resume="),
+    "resume of a crafted checkpoint": (["train", "resume=EVIL"], "refused to load"),
+    "sample n=0": (["sample", "run=GOOD", "n=0"], "n=0"),
+    "label on an unconditional model": (["sample", "run=GOOD", "label=3"], "label=3"),
+    "corrupt checkpoint": (["sample", "run=CORRUPT"], "corrupt"),
+    "sample of a crafted checkpoint": (["sample", "run=EVIL"], "refused to load"),
+    "unknown feature network": (["eval", "run=GOOD", "features=nosuch"], "features=nosuch"),
+    "augment n=0": (["augment", "n=0"], "n=0"),
+}
+
+
+def snapshot(folders: list[Path]) -> dict[str, str]:
+    """sha256 of every file under ``folders``."""
+    return {
+        str(path): hashlib.sha256(path.read_bytes()).hexdigest()
+        for folder in folders
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """Run every case once (two at a time) against one tiny trained run and its broken copies."""
+    root = tmp_path_factory.mktemp("bad_input")
+    good = root / "runs" / "good"
+    cfg = compose_config(
+        "train", ["model.generator.hidden=[32]", "model.discriminator.hidden=[32]", *FAST, "logger=none"], good
+    )
+    train(cfg)
+    (good / ".hydra").mkdir()
+    OmegaConf.save(cfg, good / ".hydra" / "config.yaml")
+    corrupt, evil = root / "runs" / "corrupt", root / "runs" / "evil"
+    shutil.copytree(good, corrupt)
+    shutil.copytree(good, evil)
+    last = corrupt / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:1000])
+    checkpoint = torch.load(good / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["hook"] = _Payload(f"touch {root / MARKER}")
+    torch.save(checkpoint, evil / "checkpoints" / "last.ckpt")
+    (root / "notrun").mkdir()
+    flat = root / "flat"
+    flat.mkdir()
+    for i in range(4):
+        Image.new("RGB", (8, 8), (60 * i, 0, 0)).save(flat / f"{i}.png")
+    (root / "data").mkdir()
+    paths = {"GOOD": good, "CORRUPT": corrupt, "EVIL": evil, "NOTRUN": root / "notrun", "FLAT": flat}
+
+    runs = [good, corrupt, evil]
+    before = snapshot(runs)
+
+    def call(name: str):
+        args = CASES[name][0]
+        for key, path in paths.items():
+            args = [a.replace(f"={key}", f"={path}") for a in args]
+        cwd = root / "cwd" / name.replace(" ", "_")
+        cwd.mkdir(parents=True)
+        return run_cli(args, cwd, timeout=120, env={"GENLAB_DATA_DIR": str(root / "data")})
+
+    with ThreadPoolExecutor(2) as pool:
+        done = dict(zip(CASES, pool.map(call, CASES), strict=True))
+    return {"results": done, "before": before, "after": snapshot(runs), "runs": runs, "root": root}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_refused_cleanly(results, case):
+    result = results["results"][case]
+    needle = CASES[case][1]
+    assert result.returncode != 0, result.stdout[-1000:]
+    stderr = result.stderr
+    assert "Traceback" not in stderr, stderr
+    # The message: from genlab's "error:" line on, or Hydra's whole report.
+    message = stderr[stderr.index("genlab: error:") :] if "genlab: error:" in stderr else stderr
+    lines = [line for line in message.splitlines() if line.strip()]
+    assert 1 <= len(lines) <= 6, message
+    assert needle in message, message
+
+
+@pytest.mark.slow
+def test_no_existing_run_folder_changed_and_no_payload_ran(results):
+    assert not (results["root"] / MARKER).exists()
+    before, after = results["before"], results["after"]
+    assert {path: after.get(path) for path in before} == before  # nothing modified or deleted
+    # New files only in the output subfolders that sample/eval own.
+    for path in set(after) - set(before):
+        run = next(r for r in results["runs"] if path.startswith(str(r)))
+        assert Path(path).relative_to(run).parts[0] in ("sample", "eval"), path
