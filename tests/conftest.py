@@ -8,13 +8,21 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Several test processes share the cores: one thread each (inherited by CLI subprocesses)
+    # avoids the slowdown of oversubscribed OpenMP thread pools.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
 from genlab.tasks.common import CONFIG_DIR
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 # Small, quiet training: enough to exercise every hook in a few seconds.
 FAST = [
