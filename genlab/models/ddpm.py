@@ -132,7 +132,7 @@ class DiffusionModule(GenerativeModule):
         loss = self.diffusion_loss(self.net, images, self._train_labels(labels))
         if not torch.isfinite(loss):
             raise TrainingDivergedError(f"the diffusion loss became {loss.item()} at step {self.global_step}.")
-        self.log("train/loss", loss, prog_bar=True)
+        self.log_step({"train/loss": loss}, prog_bar=True, on_epoch=False)
         return loss
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
