@@ -515,17 +515,18 @@ def bench_data(name: str, settings: Settings, device: torch.device, root: Path, 
 
     common = [f"data={name}", "augment=basic", f"paths.data_dir={root}", "data.download=false"]
     if name != "digits":
-        common.append("data.val_size=100")
+        common.append(f"data.val_size={max(1, settings.data_images // 10)}")
     rows = []
     cfg = compose_train(common, tmp / f"data_{name}")
     dm = instantiate_datamodule(cfg)
     dm.setup("fit")
     genlab = images_per_s(dm.train_dataloader, settings.data_rounds, device, lambda b: (b[0].to(device), b[1]))
+    dataset = torchvision_dataset(name, root, dm, torchvision_pipeline(cfg))
     loader = DataLoader(
-        torchvision_dataset(name, root, dm, torchvision_pipeline(cfg)),
+        dataset,
         batch_size=dm.batch_size,
         shuffle=True,
-        drop_last=True,
+        drop_last=len(dataset) > dm.batch_size,  # as genlab's train_dataloader
         num_workers=dm.num_workers,
     )
     baseline = images_per_s(lambda: iter(loader), settings.data_rounds, device, lambda b: (b[0].to(device), b[1]))
