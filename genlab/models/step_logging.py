@@ -36,6 +36,8 @@ class StepLogging(LightningModule):
         self, metrics: Mapping[str, Tensor], prog_bar: bool | Collection[str] = False, on_epoch: bool = True
     ) -> None:
         """Log training-step ``metrics`` (scalar tensors); ``prog_bar``: True or the names to show there."""
+        shown = self.__dict__.setdefault("_prog_bar", {})
+        shown.update((name, prog_bar if isinstance(prog_bar, bool) else name in prog_bar) for name in metrics)
         if on_epoch:
             sums = self.__dict__.setdefault("_epoch_sums", {})
             for name, value in metrics.items():
@@ -55,18 +57,13 @@ class StepLogging(LightningModule):
                 value,
                 on_step=True,
                 on_epoch=False,
-                prog_bar=_shown(prog_bar, name),
+                prog_bar=shown[name],
             )
-        self.__dict__["_epoch_prog_bar"] = prog_bar
 
     def on_train_epoch_end(self) -> None:
-        prog_bar = self.__dict__.get("_epoch_prog_bar", False)
+        shown = self.__dict__.get("_prog_bar", {})
         for name, (total, count) in self.__dict__.pop("_epoch_sums", {}).items():
-            self.log(name, total / count, on_step=False, on_epoch=True, sync_dist=True, prog_bar=_shown(prog_bar, name))
+            self.log(name, total / count, on_step=False, on_epoch=True, sync_dist=True, prog_bar=shown[name])
         for name, (value, logged) in self.__dict__.pop("_epoch_last", {}).items():
             if not logged:
-                self.log(name, value, on_step=False, on_epoch=True, prog_bar=_shown(prog_bar, name))
-
-
-def _shown(prog_bar: bool | Collection[str], name: str) -> bool:
-    return prog_bar if isinstance(prog_bar, bool) else name in prog_bar
+                self.log(name, value, on_step=False, on_epoch=True, prog_bar=shown[name])
