@@ -21,7 +21,8 @@ from genlab.errors import GenlabError
 
 SWITCH_KEYS = ("channels_last", "compile", "compile_backend")
 DEBUG_BACKENDS = ("eager", "aot_eager")
-PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
+# Lightning's values (with its short aliases 64, 32, 16, bf16).
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true", "64", "32", "16", "bf16")
 
 
 def networks(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -92,7 +93,7 @@ def check_precision(precision: object, accelerator: object) -> None:
     if value not in PRECISIONS:
         raise GenlabError(f"trainer.precision={precision} is not one of {', '.join(PRECISIONS)}.")
     on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    if value.startswith("16-") and not on_gpu:
+    if value.startswith("16") and not on_gpu:
         raise GenlabError(
             f"trainer.precision={value} (float16) needs a CUDA GPU; on a CPU use trainer.precision=bf16-mixed."
         )
