@@ -27,6 +27,7 @@ from torch.utils.data import (
 )
 from torchvision.transforms.v2 import functional as TF
 
+from genlab.data.device import IndexBatches, check_on_device, resident_copy
 from genlab.errors import GenlabError
 
 SPLITS = ("train", "val", "test")
@@ -149,6 +150,8 @@ class ImageDataModule(LightningDataModule):
             chosen with ``split_seed``, so every run with the same seed sees the same images.
         fid_features: default feature network of ``genlab eval`` for this dataset (``classifier``
             or ``inception``); read from the config by the evaluation code.
+        on_device: keep an in-memory training split on the training device and gather batches there
+            (see :mod:`genlab.data.device`).
     """
 
     def __init__(
@@ -165,6 +168,7 @@ class ImageDataModule(LightningDataModule):
         hflip_p: float = 0.5,
         train_per_class: int | None = None,
         fid_features: str = "inception",
+        on_device: bool = False,
     ) -> None:
         super().__init__()
         if image_size < 4:
@@ -183,7 +187,9 @@ class ImageDataModule(LightningDataModule):
         self.hflip_p = hflip_p
         self.train_per_class = train_per_class
         self.fid_features = fid_features
+        self.on_device = on_device
         self.datasets: dict[str, Dataset] = {}
+        self._resident: Dataset | None = None
 
     def load_splits(self) -> dict[str, TensorSplit | FileImages]:
         """Read the dataset; return its train/val/test splits at ``image_size``."""
@@ -202,6 +208,9 @@ class ImageDataModule(LightningDataModule):
             else:
                 data.transform = transform if split == "train" else None
                 self.datasets[split] = data
+        check_on_device(
+            self.on_device, self.datasets["train"], isinstance(self.datasets["train"], InMemoryImages), self.name
+        )
 
     def _few_shot(self, train: TensorSplit | FileImages) -> TensorSplit | FileImages:
         """The first ``train_per_class`` images of each class in a fixed random order."""
@@ -258,6 +267,8 @@ class ImageDataModule(LightningDataModule):
         common = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
         if isinstance(dataset, InMemoryImages):
             batches = BatchSampler(sampler, self.batch_size, drop_last=drop_last)
+            if self.on_device and split == "train":
+                dataset = IndexBatches(len(dataset))
             return DataLoader(dataset, sampler=batches, batch_size=None, **common)
         return DataLoader(dataset, sampler=sampler, batch_size=self.batch_size, drop_last=drop_last, **common)
 
@@ -270,7 +281,15 @@ class ImageDataModule(LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self.dataloader("test")
 
+    def resident_train(self, device: torch.device) -> Dataset:
+        """The training split with its tensors on ``device`` (``on_device``), copied there once."""
+        if self._resident is None or self._resident.images.device != device:
+            self._resident = resident_copy(self.dataset("train"), device)
+        return self._resident
+
     def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
+        if isinstance(batch, Tensor):  # an index batch of the device-resident training split
+            batch = self.resident_train(batch.device)[batch]
         trainer = getattr(self, "trainer", None)
         if self.augmentation is not None and trainer is not None and trainer.training:
             return self.augmentation.apply_batch(*batch)
