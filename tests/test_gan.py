@@ -104,6 +104,7 @@ def fit_steps(cfg_factory, variant: str, max_steps: int, *overrides: str) -> tup
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        log_every_n_steps=1,  # step metrics reach callback_metrics on logging steps (genlab.models.step_logging)
         callbacks=[recorder],
     )
     trainer.fit(model, datamodule=instantiate_datamodule(cfg))

@@ -28,6 +28,7 @@ from torch.utils.data import (
 )
 from torchvision.transforms.v2 import functional as TF
 
+from genlab.data.device import IndexBatches, check_on_device, resident_copy
 from genlab.errors import GenlabError
 
 SPLITS = ("train", "val", "test")
@@ -187,6 +188,8 @@ class ImageDataModule(LightningDataModule):
             or ``inception``); read from the config by the evaluation code.
         epoch_size: training images per epoch (null = the training split's size). Few-shot studies
             set it so that every arm and subset size trains the same number of steps.
+        on_device: keep an in-memory training split on the training device and gather batches there
+            (see :mod:`genlab.data.device`).
     """
 
     def __init__(
@@ -204,6 +207,7 @@ class ImageDataModule(LightningDataModule):
         train_per_class: int | None = None,
         fid_features: str = "inception",
         epoch_size: int | None = None,
+        on_device: bool = False,
     ) -> None:
         super().__init__()
         if image_size < 4:
@@ -225,9 +229,11 @@ class ImageDataModule(LightningDataModule):
             raise GenlabError(f"data.epoch_size={epoch_size} must be at least 1 (or null for the split's size).")
         self.fid_features = fid_features
         self.epoch_size = epoch_size
-        self.datasets: dict[str, Dataset] = {}
         self.synthetic: TensorSplit | None = None
         self.synthetic_ratio = 0.0
+        self.on_device = on_device
+        self.datasets: dict[str, Dataset] = {}
+        self._resident: Dataset | None = None
 
     def load_splits(self) -> dict[str, TensorSplit | FileImages]:
         """Read the dataset; return its train/val/test splits at ``image_size``."""
@@ -246,6 +252,9 @@ class ImageDataModule(LightningDataModule):
             else:
                 data.transform = transform if split == "train" else None
                 self.datasets[split] = data
+        check_on_device(
+            self.on_device, self.datasets["train"], isinstance(self.datasets["train"], InMemoryImages), self.name
+        )
 
     def _few_shot(self, train: TensorSplit | FileImages) -> TensorSplit | FileImages:
         """The first ``train_per_class`` images of each class in a fixed random order."""
@@ -285,13 +294,23 @@ class ImageDataModule(LightningDataModule):
             )
         return self.datasets[split]
 
-    def dataloader(self, split: str, shuffle: bool = False, drop_last: bool = False) -> DataLoader:
-        """A DataLoader over one split; in-memory splits are sliced a whole batch at a time."""
+    def dataloader(
+        self, split: str, shuffle: bool = False, drop_last: bool = False, num_samples: int | None = None
+    ) -> DataLoader:
+        """A DataLoader over one split; in-memory splits are sliced a whole batch at a time.
+
+        ``num_samples`` draws that many images per pass (random order, continuing without
+        replacement across the split), for ``data.epoch_size``.
+        """
         dataset = self.dataset(split)
         trainer = getattr(self, "trainer", None)
         world = trainer.world_size if trainer is not None else 1
         generator = torch.Generator().manual_seed(self.split_seed + 1)
-        if world > 1:
+        if num_samples is not None:
+            if world > 1:
+                raise GenlabError("data.epoch_size is not supported with several processes (DDP): leave it null.")
+            sampler = RandomSampler(range(len(dataset)), num_samples=num_samples, generator=generator)
+        elif world > 1:
             sampler = DistributedSampler(
                 range(len(dataset)), num_replicas=world, rank=trainer.global_rank, shuffle=shuffle, seed=self.split_seed
             )
@@ -302,6 +321,8 @@ class ImageDataModule(LightningDataModule):
         common = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
         if isinstance(dataset, InMemoryImages):
             batches = BatchSampler(sampler, self.batch_size, drop_last=drop_last)
+            if self.on_device and split == "train":
+                dataset = IndexBatches(len(dataset))
             return DataLoader(dataset, sampler=batches, batch_size=None, **common)
         return DataLoader(dataset, sampler=sampler, batch_size=self.batch_size, drop_last=drop_last, **common)
 
@@ -333,21 +354,9 @@ class ImageDataModule(LightningDataModule):
         epoch_images = self._epoch_images()
         if self.synthetic is not None:
             return self._mixed_dataloader(epoch_images)
-        if self.epoch_size is None:
-            return self.dataloader("train", shuffle=True, drop_last=epoch_images > self.batch_size)
-        trainer = getattr(self, "trainer", None)
-        if trainer is not None and trainer.world_size > 1:
-            raise GenlabError("data.epoch_size is not supported with several processes (DDP): leave it null.")
-        dataset = self.dataset("train")
-        generator = torch.Generator().manual_seed(self.split_seed + 1)
-        sampler = RandomSampler(range(len(dataset)), num_samples=epoch_images, generator=generator)
-        drop_last = epoch_images > self.batch_size
-        common = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
-        if isinstance(dataset, InMemoryImages):
-            return DataLoader(
-                dataset, sampler=BatchSampler(sampler, self.batch_size, drop_last), batch_size=None, **common
-            )
-        return DataLoader(dataset, sampler=sampler, batch_size=self.batch_size, drop_last=drop_last, **common)
+        return self.dataloader(
+            "train", shuffle=True, drop_last=epoch_images > self.batch_size, num_samples=self.epoch_size
+        )
 
     def _mixed_dataloader(self, epoch_images: int) -> DataLoader:
         """Batches of the same size and number as without synthetic images, a fixed share synthetic."""
@@ -367,6 +376,8 @@ class ImageDataModule(LightningDataModule):
             num_batches,
             seed=self.split_seed + 1 + rank,
         )
+        if self.on_device:
+            raise GenlabError("data.on_device=true does not combine with synthetic training images: leave it false.")
         mixed = InMemoryImages(real.concat(self.synthetic), train.transform)
         common = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
         return DataLoader(mixed, sampler=sampler, batch_size=None, **common)
@@ -377,7 +388,15 @@ class ImageDataModule(LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self.dataloader("test")
 
+    def resident_train(self, device: torch.device) -> Dataset:
+        """The training split with its tensors on ``device`` (``on_device``), copied there once."""
+        if self._resident is None or self._resident.images.device != device:
+            self._resident = resident_copy(self.dataset("train"), device)
+        return self._resident
+
     def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
+        if isinstance(batch, Tensor):  # an index batch of the device-resident training split
+            batch = self.resident_train(batch.device)[batch]
         trainer = getattr(self, "trainer", None)
         if self.augmentation is not None and trainer is not None and trainer.training:
             return self.augmentation.apply_batch(*batch)

@@ -8,11 +8,11 @@ from typing import ClassVar
 import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig
-from pytorch_lightning import LightningModule
 from torch import Tensor
 from torchvision.utils import save_image
 
 from genlab.errors import GenlabError
+from genlab.models.step_logging import StepLogging
 
 GENERIC_SAMPLE_OPTIONS = frozenset({"n", "seed", "format", "nrow", "label"})
 MODEL_SAMPLE_OPTIONS = (
@@ -34,7 +34,7 @@ def to_unit_range(images: Tensor) -> Tensor:
     return images.add(1).div(2).clamp(0, 1)
 
 
-class GenerativeModule(LightningModule):
+class GenerativeModule(StepLogging):
     """Base class of models that generate images in [-1, 1].
 
     Subclasses implement :meth:`generate`; conditional models set ``num_classes`` > 0.

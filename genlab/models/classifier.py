@@ -7,14 +7,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pytorch_lightning import LightningModule
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from genlab.errors import TrainingDivergedError
+from genlab.models.step_logging import StepLogging
 
 
-class ClassifierModule(LightningModule):
+class ClassifierModule(StepLogging):
     """Image classifier trained with cross-entropy (hard or mixed/soft labels).
 
     Logs ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``test/loss``, ``test/acc``.
@@ -58,10 +58,14 @@ class ClassifierModule(LightningModule):
                 "Try a lower learning rate (model.optimizer.lr)."
             )
         hard = labels.argmax(dim=1) if labels.ndim == 2 else labels
-        self.train_acc(logits, hard)
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        self.train_acc.update(logits.detach(), hard)
+        self.log_step({"train/loss": loss}, prog_bar=True, on_epoch=False)
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
+        self.log("train/acc", self.train_acc.compute())
+        self.train_acc.reset()
 
     def _eval_step(self, batch: tuple[Tensor, Tensor], stage: str, metric: MulticlassAccuracy) -> None:
         images, labels = batch

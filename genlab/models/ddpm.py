@@ -169,7 +169,7 @@ class DiffusionModule(GenerativeModule):
                 f"(epoch {self.current_epoch}); the last good checkpoint is kept in checkpoints/. "
                 "Try a lower learning rate (model.optimizer.lr)."
             )
-        self.log("train/loss", loss, prog_bar=True)
+        self.log_step({"train/loss": loss}, prog_bar=True, on_epoch=False)
         return loss
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:

@@ -214,9 +214,8 @@ class GANModule(GenerativeModule):
         with uncounted_steps(opt_d):
             opt_d.step()
         self.d_updates += 1
-        self.log("train/loss_d", loss_d, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
-        self.log("train/d_real", self.loss.score(out_real), on_step=True, on_epoch=True, sync_dist=True)
-        self.log("train/d_fake", self.loss.score(out_fake), on_step=True, on_epoch=True, sync_dist=True)
+        scores = {"train/d_real": self.loss.score(out_real), "train/d_fake": self.loss.score(out_fake)}
+        self.log_step({"train/loss_d": loss_d, **scores}, prog_bar=("train/loss_d",))
 
         if not generator_turn:
             return
@@ -226,7 +225,7 @@ class GANModule(GenerativeModule):
         self.manual_backward(loss_g)
         opt_g.step()
         self._update_ema()
-        self.log("train/loss_g", loss_g, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
+        self.log_step({"train/loss_g": loss_g}, prog_bar=True)
 
     def _check_finite(self, name: str, value: Tensor) -> None:
         if not math.isfinite(float(value.detach())):

@@ -223,12 +223,10 @@ class Pix2PixModule(GenerativeModule):
         optimizer_g.step()
         self.discriminator.requires_grad_(True)
 
-        self.log("train/loss_d", loss_d, prog_bar=True)
-        self.log("train/loss_g", loss_g, prog_bar=True)
-        self.log("train/loss_g_gan", loss_g_gan)
-        self.log("train/loss_g_l1", loss_g_l1)
-        self.log("train/d_real", self.loss.score(out_real))
-        self.log("train/d_fake", self.loss.score(out_fake))
+        metrics = {"train/loss_d": loss_d, "train/loss_g": loss_g, "train/loss_g_gan": loss_g_gan}
+        metrics.update({"train/loss_g_l1": loss_g_l1, "train/d_real": self.loss.score(out_real)})
+        metrics["train/d_fake"] = self.loss.score(out_fake)
+        self.log_step(metrics, prog_bar=("train/loss_d", "train/loss_g"), on_epoch=False)
 
     def _check_finite(self, name: str, loss: Tensor) -> None:
         if not torch.isfinite(loss):
@@ -238,6 +236,7 @@ class Pix2PixModule(GenerativeModule):
             )
 
     def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
         self.log("train/lr", self.optimizers()[0].param_groups[0]["lr"])
         for scheduler in self.lr_schedulers():
             scheduler.step()

@@ -20,6 +20,7 @@ from pytorch_lightning.loggers import Logger
 
 from genlab.errors import GenlabError
 from genlab.io import safe_torch_load
+from genlab.models.switches import SWITCH_KEYS, apply_switches, check_precision
 from genlab.runs import check_run_dir
 from genlab.validate import check_integer_options
 
@@ -85,10 +86,12 @@ def instantiate_datamodule(cfg: DictConfig, train: bool = True) -> LightningData
 
 
 def instantiate_model(cfg: DictConfig) -> LightningModule:
-    """The model config's LightningModule (meta keys such as ``name`` are not passed on)."""
+    """The model config's LightningModule (meta keys such as ``name`` are not passed on), with the
+    GPU switches ``model.channels_last`` / ``model.compile`` applied to its networks."""
     resolved = OmegaConf.to_container(cfg.model, resolve=True)
-    model_cfg = {k: v for k, v in resolved.items() if k not in MODEL_META_KEYS}
-    return instantiate(model_cfg, _convert_="partial")
+    model_cfg = {k: v for k, v in resolved.items() if k not in (*MODEL_META_KEYS, *SWITCH_KEYS)}
+    switches = {k: resolved[k] for k in SWITCH_KEYS if k in resolved}
+    return apply_switches(instantiate(model_cfg, _convert_="partial"), **switches)
 
 
 def instantiate_callbacks(cfg: DictConfig) -> list[Callback]:
@@ -111,6 +114,7 @@ def instantiate_loggers(cfg: DictConfig) -> list[Logger]:
 
 def instantiate_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> Trainer:
     """The Lightning Trainer from ``cfg.trainer``."""
+    check_precision(cfg.trainer.get("precision", "32-true"), cfg.trainer.get("accelerator", "auto"))
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 
