@@ -366,7 +366,7 @@ def prepare_synthetic(cfg: DictConfig, datamodule: Any) -> dict[str, float]:
     Returns the generator's own scores (FID, class accuracy) for the run's metrics.json.
     """
     from genlab.models.classifier import ClassifierModule
-    from genlab.tasks.common import load_run_config, load_trained_model, pick_device, resolve_checkpoint
+    from genlab.tasks.common import load_run_config, resolve_checkpoint
 
     augmentation = datamodule.augmentation
     if not isinstance(augmentation, SyntheticAugmentation):
@@ -392,21 +392,33 @@ def prepare_synthetic(cfg: DictConfig, datamodule: Any) -> dict[str, float]:
     }
     run_file = Path(cfg.paths.run_dir) / "synthetic" / "pool.pt"
     shared_file = Path(cfg.paths.cache_dir) / "synthetic" / f"{augmentation.kind}_{_digest(key)}.pt"
-    pool = _load_pool(run_file, key) or _load_pool(shared_file, key)
+    pool = _load_pool(run_file, key)
     if pool is None:
-        device = pick_device(augmentation.device)
-        model = load_trained_model(run_cfg, checkpoint, device)
-        augmentation.check_source(model, run_cfg, source)
-        generator = torch.Generator(device).manual_seed(augmentation.seed)
-        pool = augmentation.synthesize(model, real, generator)
-        log.info("augment=%s: %d synthetic images from %s", augmentation.name, len(pool.labels), source)
-        payload = {"key": key, "images": pool.images, "labels": pool.labels}
-        atomic_torch_save(payload, shared_file)
+        with _locked(shared_file.with_suffix(".lock")):
+            pool = _load_pool(shared_file, key)
+            if pool is None:
+                pool = _build_pool(augmentation, run_cfg, checkpoint, source, real)
+                atomic_torch_save({"key": key, "images": pool.images, "labels": pool.labels}, shared_file)
     if not run_file.is_file():
         atomic_torch_save({"key": key, "images": pool.images, "labels": pool.labels}, run_file)
         write_preview(pool, Path(cfg.paths.run_dir) / "synthetic.png", datamodule.num_classes)
     datamodule.add_synthetic(pool, augmentation.ratio)
     return {**_source_scores(source), "synthetic/images": float(len(pool.labels))}
+
+
+def _build_pool(
+    augmentation: SyntheticAugmentation, run_cfg: DictConfig, checkpoint: Path, source: Path, real: TensorSplit
+) -> TensorSplit:
+    """Load the source model and generate the pool (runs under the pool's file lock)."""
+    from genlab.tasks.common import load_trained_model, pick_device
+
+    device = pick_device(augmentation.device)
+    model = load_trained_model(run_cfg, checkpoint, device)
+    augmentation.check_source(model, run_cfg, source)
+    generator = torch.Generator(device).manual_seed(augmentation.seed)
+    pool = augmentation.synthesize(model, real, generator)
+    log.info("augment=%s: %d synthetic images from %s", augmentation.name, len(pool.labels), source)
+    return pool
 
 
 def write_preview(pool: TensorSplit, path: Path, num_classes: int, per_class: int = 10) -> None:
