@@ -22,10 +22,23 @@ log = logging.getLogger("genlab")
 SUMMARY_PREFIXES = ("test/", "val/", "fid", "kid", "precision", "recall", "class_", "generator/")
 
 
+def _job_order(name: str) -> tuple[int, str]:
+    """Job folders ``<num>_<overrides>`` in launch order (2 before 10)."""
+    number = name.split("_", 1)[0]
+    return (int(number), name) if number.isdigit() else (-1, name)
+
+
+def varying_overrides(rows: list[dict[str, Any]]) -> list[list[str]]:
+    """Each row's overrides without those every row shares (e.g. ``experiment=...``)."""
+    split = [row["overrides"].split() for row in rows]
+    common = set.intersection(*(set(s) for s in split)) if len(split) > 1 else set()
+    return [[o for o in overrides if o not in common] for overrides in split]
+
+
 def collect_runs(sweep_dir: Path) -> list[dict[str, Any]]:
     """One row per job folder holding a ``metrics.json``: its overrides and headline metrics."""
     rows = []
-    for metrics_file in sorted(sweep_dir.glob("*/metrics.json"), key=lambda p: p.parent.name):
+    for metrics_file in sorted(sweep_dir.glob("*/metrics.json"), key=lambda p: _job_order(p.parent.name)):
         job_dir = metrics_file.parent
         metrics = json.loads(metrics_file.read_text())
         overrides_file = job_dir / ".hydra" / "overrides.yaml"
@@ -40,8 +53,8 @@ def collect_runs(sweep_dir: Path) -> list[dict[str, Any]]:
 def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean ± std of each metric over runs whose overrides differ only in ``seed``."""
     groups: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        key = " ".join(o for o in row["overrides"].split() if not o.startswith("seed="))
+    for row, overrides in zip(rows, varying_overrides(rows), strict=True):
+        key = " ".join(o for o in overrides if not o.startswith("seed="))
         groups.setdefault(key, []).append(row)
     out = []
     for key, members in groups.items():

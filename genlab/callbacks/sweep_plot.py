@@ -11,11 +11,12 @@ SIZE_KEY = "data.train_per_class"
 
 def size_series(rows: list[dict[str, Any]], metric: str = "test/acc") -> dict[str, dict[str, list[float]]]:
     """{arm: {size: [metric of each seed]}} where arm = the overrides other than seed and size."""
+    from genlab.callbacks.sweep import varying_overrides
+
     series: dict[str, dict[str, list[float]]] = {}
-    for row in rows:
+    for row, overrides in zip(rows, varying_overrides(rows), strict=True):
         if metric not in row:
             continue
-        overrides = row["overrides"].split()
         sizes = [o.split("=", 1)[1] for o in overrides if o.startswith(f"{SIZE_KEY}=")]
         if not sizes:
             continue
@@ -50,7 +51,7 @@ def plot_accuracy_vs_size(rows: list[dict[str, Any]], path: Path, metric: str = 
     axes.set_xlabel("real training images per class (data.train_per_class)")
     axes.set_ylabel(f"{metric} (mean ± std over seeds)")
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
