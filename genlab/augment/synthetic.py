@@ -53,7 +53,7 @@ class SyntheticAugmentation(Augmentation):
     """Classical transforms plus a pool of labelled synthetic images mixed into every training batch.
 
     Args:
-        name, transforms, batch_transforms: as :class:`Augmentation` (the classical part).
+        name, transforms, batch_transforms, on_device: as :class:`Augmentation` (the classical part).
         source: folder of the generator's train run, or ``auto`` to train ``generator`` first on
             the classifier's own real training images (same ``data`` config, val/test unused).
         ratio: share of each training batch drawn from the synthetic pool, in [0, 1).
@@ -77,8 +77,9 @@ class SyntheticAugmentation(Augmentation):
         device: str = "auto",
         transforms: Sequence[Any] = (),
         batch_transforms: Sequence[Any] = (),
+        on_device: bool = False,
     ) -> None:
-        super().__init__(name=name, transforms=transforms, batch_transforms=batch_transforms)
+        super().__init__(name=name, transforms=transforms, batch_transforms=batch_transforms, on_device=on_device)
         if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio < 1:
             raise GenlabError(
                 f"augment.ratio={ratio} must be in [0, 1): the share of each training batch that is synthetic "
