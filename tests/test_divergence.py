@@ -13,11 +13,11 @@ import pytest
 import torch
 from conftest import FAST
 
-import genlab.models.pix2pix as pix2pix_module
 from genlab.errors import TrainingDivergedError
 from genlab.io import safe_torch_load
 from genlab.models.classifier import ClassifierModule
 from genlab.models.ddpm import DiffusionModule
+from genlab.models.losses import BCELoss
 from genlab.tasks.train import train
 
 DDPM_TINY = [
@@ -68,8 +68,13 @@ def inject_nan(monkeypatch: pytest.MonkeyPatch, model: str) -> None:
 
         monkeypatch.setattr(DiffusionModule, "diffusion_loss", diffusion_loss)
     else:
-        gan_loss = pix2pix_module.gan_loss
-        monkeypatch.setattr(pix2pix_module, "gan_loss", lambda *a: poisoned(gan_loss(*a), 3))
+        d_loss = BCELoss.discriminator_loss
+
+        def discriminator_loss(self, *args):
+            loss, *outputs = d_loss(self, *args)
+            return (poisoned(loss, 1), *outputs)
+
+        monkeypatch.setattr(BCELoss, "discriminator_loss", discriminator_loss)
 
 
 @pytest.mark.parametrize("model", sorted(CASES))
