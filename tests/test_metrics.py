@@ -192,15 +192,16 @@ def test_conditional_samples_get_class_accuracy(eval_cache, tmp_path):  # noqa: 
     cfg = compose_config("train", TINY_CLASSIFIER, tmp_path / "run")
     model = ReplayGenerator(1, 32, 10, conditional=True)
     scorer = GenerativeScorer(
-        cfg.data, cfg.eval, split="test", features=None, metrics=["class_acc", "kid"], n=100,
+        cfg.data, cfg.eval, split="test", features=None, metrics=["class_acc", "kid"], n=300,
         cache_dir=eval_cache, device=torch.device("cpu"),
     )  # fmt: skip
     metrics, grid = scorer.score(model, seed=0)
-    # replayed training digits of the requested classes: about as accurate as the classifier itself
-    assert metrics["class_acc"] > 0.8 * metrics["reference_classifier_test_acc"]
+    # replayed training digits of the requested classes: about as accurate as the (tiny, 2-epoch)
+    # classifier is on the test split, and far above noise (chance is 0.1)
+    assert metrics["class_acc"] > 0.7 * metrics["reference_classifier_test_acc"]
     assert grid.shape == (64, 1, 32, 32)
     noise = ReplayGenerator(1, 32, 10, mode="noise", conditional=True)
-    assert scorer.score(noise, seed=0)[0]["class_acc"] < metrics["class_acc"]
+    assert scorer.score(noise, seed=0)[0]["class_acc"] < 0.5 * metrics["class_acc"]
 
 
 @pytest.mark.slow
