@@ -21,7 +21,7 @@ from torch import Tensor
 
 from genlab.errors import GenlabError
 from genlab.metrics import scores
-from genlab.metrics.features import ClassifierFeatures, FeatureNetwork, InceptionFeatures, inception_weights
+from genlab.metrics.features import ClassifierFeatures, FeatureNetwork, inception_network
 from genlab.metrics.real_stats import real_features
 from genlab.metrics.reference import reference_classifier
 from genlab.models.base import GenerativeModule
@@ -113,8 +113,7 @@ class GenerativeScorer:
         if self.features == "classifier":
             self.network: FeatureNetwork = self.classifier
         else:
-            weights = inception_weights(settings.get("inception_weights"), bool(settings.get("download", True)))
-            self.network = InceptionFeatures(weights).to(device)
+            self.network = inception_network(settings, device)
         if "fid" in self.metrics:
             scores.check_fid_sizes(self.n_real, n, self.network.num_features)
         self.real = real_features(self.datamodule, data_cfg, split, self.n_real, self.network, cache_dir, device)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -86,6 +87,12 @@ def inception_weights(path: str | None, download: bool = True) -> Path:
         f"({reason}). Download {INCEPTION_URL} by hand and put it in {weights.parent} (torch hub's cache, "
         f"set by TORCH_HOME) or pass eval.inception_weights=PATH; or use features=classifier, which works offline."
     )
+
+
+def inception_network(settings: Any, device: torch.device) -> InceptionFeatures:
+    """The Inception-v3 feature network the ``eval`` settings point at (``inception_weights``, ``download``)."""
+    weights = inception_weights(settings.get("inception_weights"), bool(settings.get("download", True)))
+    return InceptionFeatures(weights).to(device)
 
 
 class InceptionFeatures(FeatureNetwork):

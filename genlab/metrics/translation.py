@@ -26,7 +26,7 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 from genlab.errors import GenlabError
 from genlab.metrics import scores
 from genlab.metrics.evaluate import feature_choice
-from genlab.metrics.features import ClassifierFeatures, FeatureNetwork, InceptionFeatures, inception_weights
+from genlab.metrics.features import ClassifierFeatures, FeatureNetwork, inception_network
 from genlab.metrics.reference import reference_classifier
 from genlab.models.base import to_unit_range
 
@@ -170,13 +170,12 @@ class TranslationScorer:
         if self.features == "classifier":
             return reference_classifier(self.target_cfg, settings, cache_dir, self.device)
         try:
-            weights = inception_weights(settings.get("inception_weights"), bool(settings.get("download", True)))
+            return inception_network(settings, self.device)
         except GenlabError as err:
             note = ""
             if int(self.target_cfg.get("num_classes", 0)) < 2:
                 note = f"(features=classifier does not apply: the targets of data={self.data_name} have no labels.) "
             raise GenlabError(f"{err} {note}To score the translations without FID: {WITHOUT_FID}.") from None
-        return InceptionFeatures(weights).to(self.device)
 
     def _check_fid_size(self, split_size: int) -> None:
         """The rule of :func:`scores.check_fid_sizes` (n > d), explained for pairs of one split."""
