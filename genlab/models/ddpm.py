@@ -288,12 +288,25 @@ class DiffusionModule(GenerativeModule):
         options = self.sampling_options(sampler, steps, eta, guidance)
         if labels is not None and not self.conditional:
             raise GenlabError("labels were given, but this diffusion model is unconditional.")
+        return self._sample_in_chunks(n, labels, generator, options, lambda part: {})
+
+    def _sample_in_chunks(
+        self,
+        n: int,
+        labels: Tensor | None,
+        generator: torch.Generator | None,
+        options: dict[str, Any],
+        start: Callable[[slice], dict[str, Any]],
+    ) -> Tensor:
+        """Run the sampler on ``sample_batch_size`` images at a time; ``start(part)`` gives the
+        sampler's ``x_start``/``start_t`` for the images ``part`` (nothing: from pure noise)."""
         out = []
-        for start in range(0, n, self.sample_batch_size):
-            k = min(self.sample_batch_size, n - start)
-            chunk = None if labels is None else labels[start : start + k].to(self.device)
+        for first in range(0, n, self.sample_batch_size):
+            part = slice(first, min(n, first + self.sample_batch_size))
+            chunk = None if labels is None else labels[part].to(self.device)
             eps_fn = self.denoiser(chunk, options["guidance"])
-            out.append(self.run_sampler(eps_fn, (k, *self.image_shape), generator, options))
+            shape = (part.stop - part.start, *self.image_shape)
+            out.append(self.run_sampler(eps_fn, shape, generator, options, **start(part)))
         return torch.cat(out).clamp(-1, 1)
 
     # ----- image-to-image (SDEdit) --------------------------------------------------------------
@@ -332,18 +345,15 @@ class DiffusionModule(GenerativeModule):
         t0 = max(1, round(strength * T))
         if options["sampler"] == "ddim":
             options = {**options, "steps": max(1, round(options["steps"] * t0 / T))}
-        out = []
-        for start in range(0, len(images), self.sample_batch_size):
-            x0 = images[start : start + self.sample_batch_size]
-            chunk = None if labels is None else labels[start : start + len(x0)].to(self.device)
-            noise = gaussian_noise(x0.shape, generator, self.device)
-            if strength == 1:
-                x_t = noise
-            else:
-                x_t = self.schedule.q_sample(x0, torch.full((len(x0),), t0 - 1, device=self.device), noise)
-            eps_fn = self.denoiser(chunk, options["guidance"])
-            out.append(self.run_sampler(eps_fn, tuple(x0.shape), generator, options, x_start=x_t, start_t=t0 - 1))
-        return torch.cat(out).clamp(-1, 1)
+
+        def noised(part: slice) -> dict[str, Any]:
+            x0 = images[part]
+            x_t = gaussian_noise(x0.shape, generator, self.device)
+            if strength < 1:
+                x_t = self.schedule.q_sample(x0, torch.full((len(x0),), t0 - 1, device=self.device), x_t)
+            return {"x_start": x_t, "start_t": t0 - 1}
+
+        return self._sample_in_chunks(len(images), labels, generator, options, noised)
 
     @torch.no_grad()
     def sample_to(self, cfg: DictConfig, out_dir: Path) -> list[Path]:
