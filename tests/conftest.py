@@ -36,6 +36,15 @@ FAST = [
     "eval.n_at_end=0",
 ]
 
+# A DDPM small enough for a few CPU training steps (add model=ddpm or model=cddpm).
+TINY_DDPM = [
+    "schedule.timesteps=10",
+    "data.image_size=16",
+    "model.net.base_channels=8",
+    "model.net.channel_mults=[1,2]",
+    "model.net.attention_resolutions=[8]",
+]
+
 
 def compose_config(config_name: str, overrides: Sequence[str], run_dir: Path) -> DictConfig:
     """Compose a primary config as the CLI would, with ``paths.run_dir`` set to ``run_dir``."""

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import yaml
-from conftest import run_cli
+from conftest import FAST, run_cli
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
 
@@ -22,12 +22,7 @@ def test_submitit_local_sweep_runs_each_job_in_its_folder_and_writes_the_summary
             "model=cnn",
             "model.net.widths=[8]",
             "seed=1,2",
-            "trainer.max_epochs=1",
-            "trainer.limit_train_batches=2",
-            "trainer.limit_val_batches=1",
-            "trainer.limit_test_batches=1",
-            "trainer.enable_progress_bar=false",
-            "callbacks.progress_bar=null",
+            *FAST,
         ],
         tmp_path,
         timeout=300,

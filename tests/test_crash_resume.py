@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST, REPO_ROOT, compose_config, run_cli
+from conftest import FAST, REPO_ROOT, TINY_DDPM, compose_config, run_cli
 from pytorch_lightning import Trainer
 
 from genlab.callbacks.image_grid import ImageGrid
@@ -130,11 +130,7 @@ def test_resume_restores_the_ema_weights_and_the_fixed_grid_noise(tmp_path):
 def test_resume_restores_the_diffusion_ema_net(tmp_path):
     overrides = [
         "model=ddpm",
-        "schedule.timesteps=10",
-        "data.image_size=16",
-        "model.net.base_channels=8",
-        "model.net.channel_mults=[1,2]",
-        "model.net.attention_resolutions=[8]",
+        *TINY_DDPM,
         "callbacks.diffusion_viz=null",
         *FAST,
         "logger=none",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST, compose_config
+from conftest import FAST, TINY_DDPM, compose_config
 
 from genlab.io import safe_torch_load
 from genlab.tasks.common import load_trained_model
@@ -16,11 +16,7 @@ CASES = {
     "gan": ["model=gan", "model.generator.hidden=[32,64]", "model.discriminator.hidden=[32]"],
     "ddpm": [
         "model=ddpm",
-        "schedule.timesteps=10",
-        "data.image_size=16",
-        "model.net.base_channels=8",
-        "model.net.channel_mults=[1,2]",
-        "model.net.attention_resolutions=[8]",
+        *TINY_DDPM,
         "callbacks.diffusion_viz.n=4",
         "callbacks.diffusion_viz.grid_steps=3",
         "callbacks.diffusion_viz.n_reconstruct=2",

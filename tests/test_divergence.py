@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST
+from conftest import FAST, TINY_DDPM
 
 from genlab.errors import TrainingDivergedError
 from genlab.io import safe_torch_load
@@ -21,11 +21,7 @@ from genlab.models.losses import BCELoss
 from genlab.tasks.train import train
 
 DDPM_TINY = [
-    "schedule.timesteps=10",
-    "data.image_size=16",
-    "model.net.base_channels=8",
-    "model.net.channel_mults=[1,2]",
-    "model.net.attention_resolutions=[8]",
+    *TINY_DDPM,
     "callbacks.diffusion_viz=null",
 ]
 CASES = {
