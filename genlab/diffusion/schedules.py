@@ -95,6 +95,12 @@ class NoiseSchedule(nn.Module):
             self.sqrt_alphas_cumprod, t, x_t.ndim
         )
 
+    def predict_eps(self, x_t: Tensor, t: Tensor, x0: Tensor) -> Tensor:
+        """ε implied by an x_0 prediction: (x_t − √ᾱ_t x_0) / √(1 − ᾱ_t)."""
+        return (x_t - _extract(self.sqrt_alphas_cumprod, t, x_t.ndim) * x0) / _extract(
+            self.sqrt_one_minus_alphas_cumprod, t, x_t.ndim
+        )
+
     def q_posterior(self, x0: Tensor, x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and variance of q(x_{t−1} | x_t, x_0)."""
         mean = (
