@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ[COMMAND_ENV] = command
     module = importlib.import_module(f"genlab.tasks.{command}")
     if not {"-h", "--help", "--hydra-help"} & set(args):
-        check_group_options(args, module.CONFIG_DIR)
+        check_group_options(args, module.CONFIG_PATH)
     if hasattr(module, "rewrite_args"):
         from genlab.errors import GenlabError
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pickle
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +87,16 @@ def safe_torch_load(path: str | Path, map_location: str | torch.device = "cpu") 
             f"checkpoint '{path}' is corrupt or truncated and cannot be read "
             f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})."
         ) from None
+
+
+@contextmanager
+def file_lock(path: str | Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (created if needed): parallel sweep jobs build a shared cache entry once."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

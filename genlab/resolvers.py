@@ -1,8 +1,9 @@
-"""OmegaConf resolvers used by genlab's configs (registered when ``genlab.tasks`` is imported)."""
+"""The OmegaConf resolvers genlab's configs use, registered once (when :mod:`genlab.build` is imported)."""
 
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -19,10 +20,20 @@ def short_dirname(text: str, limit: int = MAX_DIRNAME) -> str:
     return f"{text.encode()[: limit - 11].decode(errors='ignore')}~{digest}"
 
 
+def eval_output_root(run: str | None, sweep: str | None, output_root: str) -> str:
+    """Hydra's run folder for ``genlab eval``: inside the run when it is one, else the sweep, else outputs/eval."""
+    if run and (Path(str(run)) / ".hydra" / "config.yaml").is_file():
+        return f"{run}/eval"
+    if sweep:
+        return f"{sweep}/eval"
+    return f"{output_root}/eval"
+
+
+RESOLVERS = {"short_dirname": short_dirname, "genlab_eval_dir": eval_output_root}
+
+
 def register() -> None:
-    """Register ``${short_dirname:...}`` (idempotent)."""
-    if not OmegaConf.has_resolver("short_dirname"):
-        OmegaConf.register_new_resolver("short_dirname", short_dirname)
-
-
-register()
+    """Register every resolver of :data:`RESOLVERS` (idempotent)."""
+    for name, function in RESOLVERS.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function)

@@ -16,8 +16,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from PIL import Image, ImageDraw, ImageFont
 
-from genlab.callbacks.sweep import SUMMARY_PREFIXES, csv_text, markdown_table
+from genlab.callbacks.sweep import SUMMARY_PREFIXES
 from genlab.io import atomic_write_bytes
+from genlab.tables import csv_text, markdown_table
 
 log = logging.getLogger("genlab")
 

@@ -5,7 +5,7 @@
 - ``reconstruct.png``: rows original | noised to t | denoised back from t;
 - ``epoch_XXXX.png``: a DDIM sample grid from fixed noise (one row per class for conditional models).
 
-Models that are not :class:`~genlab.models.ddpm.DiffusionModule` are skipped.
+The model must be a diffusion model (:class:`~genlab.capabilities.Denoises`).
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from torch import Tensor
 from torchvision.transforms.v2.functional import to_pil_image
 from torchvision.utils import make_grid
 
+from genlab.capabilities import Denoises
+from genlab.diffusion.samplers import Sampler
 from genlab.errors import GenlabError
+from genlab.imaging import to_unit_range
 from genlab.io import atomic_write_bytes
-from genlab.models.base import to_unit_range
-from genlab.models.ddpm import DiffusionModule
 
 log = logging.getLogger("genlab")
 
@@ -118,9 +119,9 @@ class DiffusionVisualizer(Callback):
         images = torch.stack([dataset.load_uint8(i) for i in idx]).float().div(127.5).sub(1)
         return images, torch.as_tensor([int(dataset.labels[i]) for i in idx])
 
-    def _grid_labels(self, model: DiffusionModule) -> tuple[Tensor | None, int, int]:
+    def _grid_labels(self, model: Denoises) -> tuple[Tensor | None, int, int]:
         """Labels of the epoch grid (rows of one class), its size and images per row."""
-        if not model.conditional:
+        if model.num_classes == 0:
             nrow = max(1, round(self.n**0.5))
             return None, self.n, nrow
         per_class = max(1, self.n // model.num_classes)
@@ -128,16 +129,26 @@ class DiffusionVisualizer(Callback):
         return labels, len(labels), per_class
 
     @staticmethod
-    def _sample_labels(model: DiffusionModule, labels: Tensor | None) -> Tensor | None:
-        if not model.conditional:
+    def _sample_labels(model: Denoises, labels: Tensor | None) -> Tensor | None:
+        if model.num_classes == 0:
             return None
         return labels.clamp_min(0).to(model.device)
 
+    def _ddim(self, model: Denoises) -> Sampler:
+        return model.resolve_sampler("ddim", steps=min(self.grid_steps, model.schedule.timesteps), eta=0.0)
+
     # ----- hooks --------------------------------------------------------------------------------
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if not isinstance(pl_module, Denoises):
+            raise GenlabError(
+                "callbacks.diffusion_viz draws a diffusion model's figures, but this model is not one: "
+                "remove it (callbacks.diffusion_viz=null)."
+            )
 
     @torch.no_grad()
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not isinstance(pl_module, DiffusionModule) or not trainer.is_global_zero:
+        if not trainer.is_global_zero:
             return
         batch = self._training_images(trainer, self.n_forward)
         if batch is None:
@@ -153,7 +164,7 @@ class DiffusionVisualizer(Callback):
 
     @torch.no_grad()
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not isinstance(pl_module, DiffusionModule) or not trainer.is_global_zero:
+        if not trainer.is_global_zero:
             return
         epoch = trainer.current_epoch + 1
         last = trainer.max_epochs is not None and epoch >= trainer.max_epochs
@@ -161,33 +172,29 @@ class DiffusionVisualizer(Callback):
             return
         self._grid(trainer, pl_module, epoch)
 
-    def _grid(self, trainer: Trainer, model: DiffusionModule, epoch: int) -> None:
+    def _grid(self, trainer: Trainer, model: Denoises, epoch: int) -> None:
         labels, n, nrow = self._grid_labels(model)
-        options = model.sampling_options("ddim", min(self.grid_steps, model.schedule.timesteps), 0.0)
-        eps_fn = model.denoiser(self._sample_labels(model, labels), options["guidance"])
-        images = model.run_sampler(eps_fn, (n, *model.image_shape), self._generator(), options)
+        eps_fn = model.denoiser(self._sample_labels(model, labels))
+        images = self._ddim(model).sample(eps_fn, model.schedule, (n, *model.image_shape), self._generator())
         self._write(trainer, f"epoch_{epoch:04d}.png", images, nrow, "samples/grid")
         self._last_grid_epoch = epoch
 
     @torch.no_grad()
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not isinstance(pl_module, DiffusionModule) or not trainer.is_global_zero:
+        if not trainer.is_global_zero:
             return
         if 0 < trainer.current_epoch != self._last_grid_epoch:  # stopped early (max_time, max_steps)
             self._grid(trainer, pl_module, trainer.current_epoch)
         self._reverse(trainer, pl_module)
         self._reconstruct(trainer, pl_module)
 
-    def _reverse(self, trainer: Trainer, model: DiffusionModule) -> None:
+    def _reverse(self, trainer: Trainer, model: Denoises) -> None:
         T = model.schedule.timesteps
-        labels = torch.arange(self.n_reverse) % model.num_classes if model.conditional else None
-        if self.reverse_sampler == "ddpm":
-            options = model.sampling_options("ddpm")
-        else:
-            options = model.sampling_options("ddim", min(self.grid_steps, T), 0.0)
-        eps_fn = model.denoiser(self._sample_labels(model, labels), options["guidance"])
+        labels = torch.arange(self.n_reverse) % model.num_classes if model.num_classes > 0 else None
+        sampler = model.resolve_sampler("ddpm") if self.reverse_sampler == "ddpm" else self._ddim(model)
+        eps_fn = model.denoiser(self._sample_labels(model, labels))
         shape = (self.n_reverse, *model.image_shape)
-        _, trajectory = model.run_sampler(eps_fn, shape, self._generator(1), options, return_trajectory=True)
+        _, trajectory = sampler.sample(eps_fn, model.schedule, shape, self._generator(1), return_trajectory=True)
         by_time = dict(trajectory)
         wanted: list[int] = []
         for i in range(self.frames):
@@ -198,9 +205,9 @@ class DiffusionVisualizer(Callback):
         columns = [by_time[t] for t in wanted]
         images = torch.stack(columns, dim=1).flatten(0, 1)
         self._write(trainer, "reverse.png", images, len(columns), "diffusion/reverse")
-        log.info("reverse.png (%s): columns at t = %s", options["sampler"], ", ".join(map(str, wanted)))
+        log.info("reverse.png (%s): columns at t = %s", sampler.name, ", ".join(map(str, wanted)))
 
-    def _reconstruct(self, trainer: Trainer, model: DiffusionModule) -> None:
+    def _reconstruct(self, trainer: Trainer, model: Denoises) -> None:
         batch = self._training_images(trainer, self.n_reconstruct)
         if batch is None:
             return
@@ -210,8 +217,8 @@ class DiffusionVisualizer(Callback):
         generator = self._generator(2)
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
         x_t = model.schedule.q_sample(x0, torch.full((len(x0),), t, device=x0.device), noise)
-        options = model.sampling_options("ddpm")
-        eps_fn = model.denoiser(self._sample_labels(model, batch[1]), options["guidance"])
-        x_back = model.run_sampler(eps_fn, tuple(x0.shape), generator, options, x_start=x_t, start_t=t)
+        eps_fn = model.denoiser(self._sample_labels(model, batch[1]))
+        sampler = model.resolve_sampler("ddpm")
+        x_back = sampler.sample(eps_fn, model.schedule, tuple(x0.shape), generator, x_start=x_t, start_t=t)
         self._write(trainer, "reconstruct.png", torch.cat([x0, x_t, x_back]), len(x0), "diffusion/reconstruct")
         log.info("reconstruct.png: rows original | noised to t=%d | denoised back (ddpm)", t + 1)

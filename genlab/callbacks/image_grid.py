@@ -12,20 +12,21 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
-from genlab.models.base import GenerativeModule, to_unit_range
+from genlab.capabilities import Generates, Interpolates, generates_conditionally
+from genlab.errors import GenlabError
+from genlab.imaging import square_nrow, to_unit_range
 
 
 class ImageGrid(Callback):
     """Render the same samples after every epoch, so grids of different epochs are comparable.
 
-    Active only for :class:`GenerativeModule` models with ``uses_image_grid`` (a no-op for
-    classifiers and for models that draw their own grids). The noise is drawn
-    once from the model's own prior through ``model.sample_noise(n, generator)`` when the model has
-    it (GANs), and passed back as ``model.generate(n, labels, noise=...)``; other generative models
-    get ``generate(n, labels, generator=<seeded>)`` with the same seed every epoch. Conditional
-    models get fixed class-ordered labels: one row per class. Noise and labels are kept in the
-    checkpoint, so a resumed run keeps drawing the same grid. At the end of fitting,
-    ``progress.png`` puts the grids of a few epochs (first, middle ones, last) side by side.
+    Model configs that want it add it (``configs/model/gan.yaml``); it works with any model that
+    generates (:class:`~genlab.capabilities.Generates`). For a model with a latent space
+    (:class:`~genlab.capabilities.Interpolates`, e.g. GANs) the latents are drawn once and decoded
+    every epoch; other generators get ``generate(n, labels, generator=<same seed>)``. Conditional
+    models get fixed class-ordered labels: one row per class. Latents and labels are kept in the
+    checkpoint, so a resumed run keeps drawing the same grid. At the end of fitting, ``progress.png``
+    puts the grids of a few epochs (first, middle ones, last) side by side.
 
     Args:
         dirpath: folder of the grids (``<run>/samples``).
@@ -54,38 +55,41 @@ class ImageGrid(Callback):
         self.noise: Tensor | None = None
         self.labels: Tensor | None = None
 
-    @staticmethod
-    def _active(pl_module: LightningModule) -> bool:
-        return isinstance(pl_module, GenerativeModule) and pl_module.uses_image_grid
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if not isinstance(pl_module, Generates):
+            raise GenlabError(
+                f"callbacks.image_grid draws samples, but model={getattr(pl_module, 'config_name', '?')} does not "
+                "generate images: remove callbacks.image_grid (callbacks.image_grid=null)."
+            )
 
-    def _fixed_inputs(self, pl_module: GenerativeModule) -> None:
+    def _fixed_inputs(self, pl_module: Generates) -> None:
         if self.noise is not None or self.labels is not None:
             return
         count = self.n
-        if pl_module.conditional:
+        if generates_conditionally(pl_module):
             self.labels = torch.arange(pl_module.num_classes).repeat_interleave(self.per_class)
             count = len(self.labels)
-        if hasattr(pl_module, "sample_noise"):
+        if isinstance(pl_module, Interpolates):
             generator = torch.Generator(pl_module.device).manual_seed(self.seed)
-            self.noise = pl_module.sample_noise(count, generator).cpu()
+            self.noise = pl_module.sample_latent(count, generator).cpu()
 
-    def render(self, pl_module: GenerativeModule) -> Tensor:
+    def render(self, pl_module: Generates) -> Tensor:
         """The fixed-noise samples as one grid image (C, H, W) in [0, 1]."""
         self._fixed_inputs(pl_module)
         labels = None if self.labels is None else self.labels.to(pl_module.device)
         count = self.n if labels is None else len(labels)
-        if self.noise is not None:
-            images = pl_module.generate(count, labels=labels, noise=self.noise.to(pl_module.device))
+        if self.noise is not None and isinstance(pl_module, Interpolates):
+            images = pl_module.decode(self.noise.to(pl_module.device), labels)
         else:
             generator = torch.Generator(pl_module.device).manual_seed(self.seed)
             images = pl_module.generate(count, labels=labels, generator=generator)
-        nrow = self.per_class if labels is not None else max(1, round(count**0.5))
+        nrow = self.per_class if labels is not None else square_nrow(count)
         return make_grid(to_unit_range(images.detach().float()).cpu(), nrow=nrow, padding=2)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         epoch = trainer.current_epoch + 1
         last = trainer.max_epochs is not None and epoch >= trainer.max_epochs
-        if not self._active(pl_module) or not trainer.is_global_zero:
+        if not trainer.is_global_zero:
             return
         if epoch % self.every_n_epochs and not last and not trainer.fast_dev_run:
             return
@@ -97,7 +101,7 @@ class ImageGrid(Callback):
                 logger.experiment.add_image("samples", grid, global_step=trainer.global_step)
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self._active(pl_module) and trainer.is_global_zero:
+        if trainer.is_global_zero:
             write_progress(self.dirpath, self.progress_grids)
 
     def state_dict(self) -> dict[str, Any]:

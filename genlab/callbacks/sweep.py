@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import statistics
@@ -16,29 +14,17 @@ from omegaconf import DictConfig, open_dict, read_write
 
 from genlab.callbacks.sweep_plot import plot_accuracy_vs_size
 from genlab.io import atomic_write_bytes
+from genlab.tables import csv_text, job_order, markdown_table, varying_overrides
 
 log = logging.getLogger("genlab")
 
 SUMMARY_PREFIXES = ("test/", "val/", "fid", "kid", "precision", "recall", "class_", "generator/")
 
 
-def _job_order(name: str) -> tuple[int, str]:
-    """Job folders ``<num>_<overrides>`` in launch order (2 before 10)."""
-    number = name.split("_", 1)[0]
-    return (int(number), name) if number.isdigit() else (-1, name)
-
-
-def varying_overrides(rows: list[dict[str, Any]]) -> list[list[str]]:
-    """Each row's overrides without those every row shares (e.g. ``experiment=...``)."""
-    split = [row["overrides"].split() for row in rows]
-    common = set.intersection(*(set(s) for s in split)) if len(split) > 1 else set()
-    return [[o for o in overrides if o not in common] for overrides in split]
-
-
 def collect_runs(sweep_dir: Path) -> list[dict[str, Any]]:
     """One row per job folder holding a ``metrics.json``: its overrides and headline metrics."""
     rows = []
-    for metrics_file in sorted(sweep_dir.glob("*/metrics.json"), key=lambda p: _job_order(p.parent.name)):
+    for metrics_file in sorted(sweep_dir.glob("*/metrics.json"), key=lambda p: job_order(p.parent.name)):
         job_dir = metrics_file.parent
         metrics = json.loads(metrics_file.read_text())
         overrides_file = job_dir / ".hydra" / "overrides.yaml"
@@ -66,32 +52,6 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             entry[metric] = f"{statistics.fmean(values):.4f} ± {std:.4f}"
         out.append(entry)
     return out
-
-
-def _columns(rows: list[dict[str, Any]]) -> list[str]:
-    """The union of the rows' keys, in order of first appearance."""
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    return columns
-
-
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """A GitHub-flavoured markdown table of dict rows (union of their keys as columns)."""
-    columns = _columns(rows)
-    fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(fmt(row.get(c, "")) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def csv_text(rows: list[dict[str, Any]]) -> str:
-    """CSV of dict rows (union of their keys as columns)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=_columns(rows))
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def write_summary(sweep_dir: Path) -> str | None:

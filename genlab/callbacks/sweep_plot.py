@@ -6,13 +6,13 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from genlab.tables import varying_overrides
+
 SIZE_KEY = "data.train_per_class"
 
 
 def size_series(rows: list[dict[str, Any]], metric: str = "test/acc") -> dict[str, dict[str, list[float]]]:
     """{arm: {size: [metric of each seed]}} where arm = the overrides other than seed and size."""
-    from genlab.callbacks.sweep import varying_overrides
-
     series: dict[str, dict[str, list[float]]] = {}
     for row, overrides in zip(rows, varying_overrides(rows), strict=True):
         if metric not in row:

@@ -1,5 +1,6 @@
 """LightningDataModules and dataset readers, one file per family."""
 
-from genlab.data.base import FileImages, ImageDataModule, InMemoryImages, TensorSplit
+from genlab.data.base import ImageDataModule
+from genlab.data.datasets import FileImages, InMemoryImages, TensorSplit
 
 __all__ = ["FileImages", "ImageDataModule", "InMemoryImages", "TensorSplit"]

@@ -1,173 +1,51 @@
-"""Image datasets and the LightningDataModule that every genlab dataset builds on.
+"""The LightningDataModule that every genlab dataset builds on: splits, few-shot subsets, loaders.
 
-Small datasets are held in memory as uint8 tensors (N, C, H, W) and batched by indexing with a
-whole batch of indices at once (no per-sample PIL round-trips). Large folders (CelebA, image
-folders) are read lazily, one file per sample. Both deliver float images in [-1, 1] and int64
-labels (-1 where a dataset has none).
+Subclasses implement :meth:`ImageDataModule.load_splits`; the datasets themselves are in
+:mod:`genlab.data.datasets`. Batches are ``(images in [-1, 1], int64 labels)``, -1 where a dataset
+has no labels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import hashlib
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from PIL import Image
 from pytorch_lightning import LightningDataModule
 from torch import Tensor
-from torch.utils.data import (
-    BatchSampler,
-    DataLoader,
-    Dataset,
-    DistributedSampler,
-    RandomSampler,
-    Sampler,
-    SequentialSampler,
-)
-from torchvision.transforms.v2 import functional as TF
+from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler
 
+from genlab.data.datasets import FileImages, InMemoryImages, TensorSplit
 from genlab.data.device import IndexBatches, check_on_device, resident_copy
+from genlab.data.sampling import MixedBatchSampler, synthetic_share
 from genlab.errors import GenlabError
 
 SPLITS = ("train", "val", "test")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
-def resize_uint8(images: Tensor, size: int) -> Tensor:
-    """Resize a uint8 batch (N, C, H, W) to size×size with antialiased bilinear interpolation."""
-    if images.shape[-2:] == (size, size):
-        return images.contiguous()
-    out = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return out.round_().clamp_(0, 255).to(torch.uint8)
+def fingerprint(data: Dataset) -> str:
+    """A hash of what a split holds: its uint8 images and labels, or its files' paths, sizes and mtimes.
 
-
-def to_model_range(images01: Tensor) -> Tensor:
-    """[0, 1] → [-1, 1]."""
-    return images01.mul(2).sub_(1)
-
-
-def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) -> dict[str, Tensor]:
-    """A fixed random train/val/test partition of ``range(n)``."""
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_test = round(n * test_fraction)
-    n_val = round(n * val_fraction)
-    return {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
-
-
-def list_images(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-@dataclass
-class TensorSplit:
-    """One split held in memory: uint8 images (N, C, H, W) and int64 labels (N,)."""
-
-    images: Tensor
-    labels: Tensor
-
-    def subset(self, index: Tensor) -> TensorSplit:
-        return TensorSplit(self.images[index], self.labels[index])
-
-    def concat(self, other: TensorSplit) -> TensorSplit:
-        return TensorSplit(torch.cat([self.images, other.images]), torch.cat([self.labels, other.labels]))
-
-
-class MixedBatchSampler(Sampler[list[int]]):
-    """Batches over real + synthetic images with a fixed synthetic share (``n_synthetic`` per batch).
-
-    Indices ``< n_real`` are real, the rest synthetic. Each pool is walked in a fresh random order
-    that continues across epochs, so every real image is used before any repeats.
+    Anything cached from data (reference classifiers, real statistics, synthetic pools) is keyed by
+    it, so two folders of the same shape never share a cache entry.
     """
-
-    def __init__(
-        self, n_real: int, n_pool: int, batch_size: int, n_synthetic: int, num_batches: int, seed: int
-    ) -> None:
-        self.n_real, self.n_pool = n_real, n_pool
-        self.batch_size, self.n_synthetic, self.num_batches = batch_size, n_synthetic, num_batches
-        self.generator = torch.Generator().manual_seed(seed)
-        self.streams = {"real": torch.empty(0, dtype=torch.long), "pool": torch.empty(0, dtype=torch.long)}
-
-    def __len__(self) -> int:
-        return self.num_batches
-
-    def _take(self, stream: str, size: int, count: int) -> Tensor:
-        while len(self.streams[stream]) < count:
-            order = torch.randperm(size, generator=self.generator)
-            self.streams[stream] = torch.cat([self.streams[stream], order])
-        taken, self.streams[stream] = self.streams[stream][:count], self.streams[stream][count:]
-        return taken
-
-    def __iter__(self):
-        for _ in range(self.num_batches):
-            real = self._take("real", self.n_real, self.batch_size - self.n_synthetic)
-            pool = self._take("pool", self.n_pool, self.n_synthetic) + self.n_real
-            yield torch.cat([real, pool]).tolist()
-
-
-class InMemoryImages(Dataset):
-    """Indexed with a list of indices, returns a whole batch ``(images in [-1, 1], labels)``.
-
-    ``transform`` (per sample, on float images in [0, 1]) runs only when given: training batches.
-    """
-
-    def __init__(self, split: TensorSplit, transform: Callable[[Tensor], Tensor] | None = None) -> None:
-        self.images = split.images
-        self.labels = split.labels
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def load_uint8(self, i: int) -> Tensor:
-        """The i-th image as uint8 (C, H, W), without augmentation."""
-        return self.images[i]
-
-    def __getitem__(self, index: Sequence[int] | Tensor) -> tuple[Tensor, Tensor]:
-        index = torch.as_tensor(index, dtype=torch.long)
-        images = self.images[index].float().div_(255)
-        if self.transform is not None:
-            images = torch.stack([self.transform(image) for image in images]).clamp_(0, 1)
-        return to_model_range(images), self.labels[index]
-
-
-class FileImages(Dataset):
-    """Reads one image file per sample: optional center crop, resize, per-sample transform."""
-
-    def __init__(
-        self,
-        paths: Sequence[Path],
-        labels: Sequence[int],
-        image_size: int,
-        channels: int,
-        center_crop: int | None = None,
-        transform: Callable[[Tensor], Tensor] | None = None,
-    ) -> None:
-        self.paths = list(paths)
-        self.labels = torch.as_tensor(list(labels), dtype=torch.long)
-        self.image_size = image_size
-        self.mode = "L" if channels == 1 else "RGB"
-        self.center_crop = center_crop
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def load_uint8(self, i: int) -> Tensor:
-        """The i-th image as uint8 (C, H, W), cropped and resized, without augmentation."""
-        with Image.open(self.paths[i]) as pil:
-            image = TF.pil_to_tensor(pil.convert(self.mode))
-        if self.center_crop:
-            image = TF.center_crop(image, [self.center_crop, self.center_crop])
-        return TF.resize(image, [self.image_size, self.image_size], antialias=True)
-
-    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
-        image = self.load_uint8(i).float().div_(255)
-        if self.transform is not None:
-            image = self.transform(image).clamp_(0, 1)
-        return to_model_range(image), self.labels[i]
+    digest = hashlib.sha256()
+    images = getattr(data, "images", None)
+    if isinstance(images, Tensor):
+        for name in ("inputs", "images", "labels"):
+            tensor = getattr(data, name, None)
+            if isinstance(tensor, Tensor):
+                digest.update(name.encode())
+                digest.update(str(tuple(tensor.shape)).encode())
+                digest.update(tensor.contiguous().numpy().tobytes())
+    else:
+        for path in getattr(data, "paths", []):
+            stat = Path(path).stat()
+            digest.update(f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        labels = getattr(data, "labels", None)
+        if isinstance(labels, Tensor):
+            digest.update(labels.numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 class ImageDataModule(LightningDataModule):
@@ -179,7 +57,8 @@ class ImageDataModule(LightningDataModule):
         root: folder holding the dataset's files.
         batch_size, num_workers: DataLoader settings.
         split_seed: seed of any random train/val/test partition.
-        augmentation: a :class:`genlab.augment.Augmentation` applied to training batches only.
+        augmentation: the ``augment`` pipeline (an object with ``sample_transform`` and
+            ``apply_batch``) applied to training batches only.
         hflip_p: probability of horizontal flips that augment pipelines use (0 where a mirror
             image changes the label, as for digits).
         train_per_class: keep only this many training images per class (few-shot studies);
@@ -214,6 +93,8 @@ class ImageDataModule(LightningDataModule):
             raise GenlabError(f"data.image_size={image_size} is too small: use at least 4 pixels.")
         if batch_size < 1:
             raise GenlabError(f"data.batch_size={batch_size} must be at least 1.")
+        if epoch_size is not None and epoch_size < 1:
+            raise GenlabError(f"data.epoch_size={epoch_size} must be at least 1 (or null for the split's size).")
         self.name = name
         self.channels = channels
         self.image_size = image_size
@@ -225,8 +106,6 @@ class ImageDataModule(LightningDataModule):
         self.augmentation = augmentation
         self.hflip_p = hflip_p
         self.train_per_class = train_per_class
-        if epoch_size is not None and epoch_size < 1:
-            raise GenlabError(f"data.epoch_size={epoch_size} must be at least 1 (or null for the split's size).")
         self.fid_features = fid_features
         self.epoch_size = epoch_size
         self.synthetic: TensorSplit | None = None
@@ -274,16 +153,7 @@ class ImageDataModule(LightningDataModule):
                     f"in data={self.name}: use at most {int(torch.bincount(labels, minlength=self.num_classes).min())}."
                 )
             keep.append(members[:n])
-        index = torch.cat(keep).sort().values
-        if isinstance(train, TensorSplit):
-            return train.subset(index)
-        return FileImages(
-            [train.paths[i] for i in index.tolist()],
-            labels[index].tolist(),
-            train.image_size,
-            1 if train.mode == "L" else 3,
-            center_crop=train.center_crop,
-        )
+        return train.subset(torch.cat(keep).sort().values)
 
     def dataset(self, split: str) -> Dataset:
         """The dataset of one split (``train``, ``val`` or ``test``), loading it on first use."""
@@ -293,6 +163,10 @@ class ImageDataModule(LightningDataModule):
                 f"split={split} does not exist for data={self.name}: choose one of {sorted(self.datasets)}."
             )
         return self.datasets[split]
+
+    def fingerprint(self, split: str) -> str:
+        """A hash of the images and labels of ``split`` (see :func:`fingerprint`)."""
+        return fingerprint(self.dataset(split))
 
     def dataloader(
         self, split: str, shuffle: bool = False, drop_last: bool = False, num_samples: int | None = None
@@ -345,13 +219,12 @@ class ImageDataModule(LightningDataModule):
                 f"{tuple(real.images.shape[1:])} (channels, height, width): the generator must make images of "
                 "the classifier's size and channels."
             )
+        if self.on_device:
+            raise GenlabError("data.on_device=true does not combine with synthetic training images: leave it false.")
         self.synthetic, self.synthetic_ratio = pool, ratio
 
-    def _epoch_images(self) -> int:
-        return self.epoch_size or len(self.dataset("train"))
-
     def train_dataloader(self) -> DataLoader:
-        epoch_images = self._epoch_images()
+        epoch_images = self.epoch_size or len(self.dataset("train"))
         if self.synthetic is not None:
             return self._mixed_dataloader(epoch_images)
         return self.dataloader(
@@ -360,24 +233,19 @@ class ImageDataModule(LightningDataModule):
 
     def _mixed_dataloader(self, epoch_images: int) -> DataLoader:
         """Batches of the same size and number as without synthetic images, a fixed share synthetic."""
-        from genlab.augment.synthetic import synthetic_share
-
         real = self.real_train_split()
         train = self.dataset("train")
         trainer = getattr(self, "trainer", None)
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         batch_size = min(self.batch_size, epoch_images)
-        num_batches = max(1, epoch_images // batch_size // world)
         sampler = MixedBatchSampler(
             len(real.labels),
             len(self.synthetic.labels),
             batch_size,
             synthetic_share(batch_size, self.synthetic_ratio),
-            num_batches,
+            max(1, epoch_images // batch_size // world),
             seed=self.split_seed + 1 + rank,
         )
-        if self.on_device:
-            raise GenlabError("data.on_device=true does not combine with synthetic training images: leave it false.")
         mixed = InMemoryImages(real.concat(self.synthetic), train.transform)
         common = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
         return DataLoader(mixed, sampler=sampler, batch_size=None, **common)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from sklearn.datasets import load_digits
 
-from genlab.data.base import ImageDataModule, TensorSplit, resize_uint8, split_indices
+from genlab.data.base import ImageDataModule
+from genlab.data.datasets import TensorSplit, resize_uint8, split_indices
 
 
 class DigitsDataModule(ImageDataModule):

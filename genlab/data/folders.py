@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genlab.data.base import FileImages, ImageDataModule, list_images, split_indices
+from genlab.data.base import ImageDataModule
+from genlab.data.datasets import FileImages, list_images, split_indices
 from genlab.errors import DatasetNotFoundError, GenlabError
 
 

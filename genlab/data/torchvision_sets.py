@@ -14,13 +14,23 @@ import numpy as np
 import torch
 from hydra.utils import get_class
 
-from genlab.data.base import ImageDataModule, TensorSplit, resize_uint8
+from genlab.data.base import ImageDataModule
+from genlab.data.datasets import TensorSplit, resize_uint8
 from genlab.errors import DatasetNotFoundError, GenlabError
 
+# Default validation share of the official training set when data.val_size is null (at most 5,000 images).
+VAL_FRACTION, VAL_MAX = 1 / 12, 5000
 
-def _fixed_val_split(train: TensorSplit, val_size: int, seed: int) -> tuple[TensorSplit, TensorSplit]:
-    if not 0 < val_size < len(train.labels):
-        raise GenlabError(f"data.val_size={val_size} must be between 1 and {len(train.labels) - 1}.")
+
+def _fixed_val_split(train: TensorSplit, val_size: int | None, seed: int) -> tuple[TensorSplit, TensorSplit]:
+    n = len(train.labels)
+    if val_size is None:
+        val_size = max(1, min(VAL_MAX, round(n * VAL_FRACTION)))
+    if n < 2 or not 0 < val_size < n:
+        raise GenlabError(
+            f"data.val_size={val_size} must be between 1 and {n - 1} (the training set holds {n} images); "
+            "leave it null for 1/12 of the training set, at most 5,000."
+        )
     order = torch.randperm(len(train.labels), generator=torch.Generator().manual_seed(seed))
     return train.subset(order[val_size:]), train.subset(order[:val_size])
 
@@ -54,7 +64,11 @@ class IDXDataModule(ImageDataModule):
     """
 
     def __init__(
-        self, dataset_class: str = "torchvision.datasets.MNIST", download: bool = True, val_size: int = 5000, **kwargs
+        self,
+        dataset_class: str = "torchvision.datasets.MNIST",
+        download: bool = True,
+        val_size: int | None = None,
+        **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.dataset_class = get_class(dataset_class)
@@ -126,7 +140,7 @@ class CIFAR10DataModule(ImageDataModule):
     TEST_FILES: ClassVar[tuple[str, ...]] = ("test_batch",)
     URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
-    def __init__(self, download: bool = True, val_size: int = 5000, **kwargs) -> None:
+    def __init__(self, download: bool = True, val_size: int | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.download = download
         self.val_size = val_size

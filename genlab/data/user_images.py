@@ -9,8 +9,9 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
-from genlab.data.base import IMAGE_SUFFIXES, list_images, to_model_range
+from genlab.data.datasets import IMAGE_SUFFIXES, list_images
 from genlab.errors import GenlabError
+from genlab.imaging import to_model_range
 
 
 def input_images(input_path: str) -> list[Path]:

@@ -1,32 +1,25 @@
-"""Scoring of generative models and classifiers under one protocol, shared by ``genlab eval``,
-the end of ``genlab train`` and the periodic ``val/fid`` callback.
+"""Scoring of generative models and classifiers under one protocol.
 
-A :class:`GenerativeScorer` is built once for a dataset, split, feature network and sample count
-(it loads or trains the reference classifier and loads or computes the real features), then scores
-any :class:`~genlab.models.base.GenerativeModule` through its ``generate`` method alone.
+A :class:`GenerativeScorer` is given ready feature networks and the real features (the scoring
+layer, :mod:`genlab.scoring`, builds them: reference classifier, Inception, cached statistics) and
+scores anything that generates (:class:`~genlab.capabilities.Generates`) through ``generate`` alone.
 """
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
-from omegaconf import DictConfig
 from torch import Tensor
 
+from genlab import progress
+from genlab.capabilities import Generates, generates_conditionally
 from genlab.errors import GenlabError
 from genlab.metrics import scores
-from genlab.metrics.features import ClassifierFeatures, FeatureNetwork, inception_network
-from genlab.metrics.real_stats import real_features
-from genlab.metrics.reference import reference_classifier
-from genlab.models.base import GenerativeModule
-
-log = logging.getLogger("genlab")
+from genlab.metrics.features import ClassifierFeatures, FeatureNetwork
 
 FEATURE_CHOICES = ("inception", "classifier")
 METRIC_CHOICES = ("fid", "kid", "precision_recall", "class_acc", "class_hist")
@@ -42,17 +35,17 @@ def default_metrics(conditional: bool, num_classes: int) -> list[str]:
     return chosen
 
 
-def resolve_metrics(requested: Sequence[str] | str | None, model: GenerativeModule, num_classes: int) -> list[str]:
+def resolve_metrics(requested: Sequence[str] | str | None, conditional: bool, num_classes: int) -> list[str]:
     """The requested metrics (default: all that apply), refusing ones that cannot apply."""
     if requested is None:
-        return default_metrics(model.conditional, num_classes)
+        return default_metrics(conditional, num_classes)
     chosen = [requested] if isinstance(requested, str) else [str(m) for m in requested]
     for name in chosen:
         if name not in METRIC_CHOICES:
             raise GenlabError(f"metrics={name} is not a metric: choose from {', '.join(METRIC_CHOICES)}.")
-    if "class_acc" in chosen and not model.conditional:
+    if "class_acc" in chosen and not conditional:
         raise GenlabError(
-            f"metrics=class_acc needs a conditional model, but {type(model).__name__} is unconditional "
+            "metrics=class_acc needs a conditional model, but this one is unconditional "
             "(it takes no labels): use metrics=class_hist (class_hist, class_coverage, class_kl) instead."
         )
     if num_classes == 0 and any(m in CLASS_METRICS for m in chosen):
@@ -60,71 +53,70 @@ def resolve_metrics(requested: Sequence[str] | str | None, model: GenerativeModu
     return chosen
 
 
-def feature_choice(features: str | None, data_cfg: DictConfig) -> str:
+def feature_choice(features: str | None, default: str | None) -> str:
     """``features=`` or the dataset's default (``fid_features`` in its yaml)."""
-    choice = features or data_cfg.get("fid_features") or "inception"
+    choice = features or default or "inception"
     if choice not in FEATURE_CHOICES:
         raise GenlabError(f"features={choice} is not a feature network: choose inception or classifier.")
     return choice
 
 
+@dataclass
+class ScoringSettings:
+    """How the statistics are computed (the ``eval`` settings node)."""
+
+    batch_size: int = 250
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    pr_k: int = 3
+
+
 class GenerativeScorer:
-    """Scores generated samples against ``n_real`` images of ``split`` in one feature space.
+    """Scores ``n`` generated samples against real features in one feature space.
 
     Args:
-        data_cfg: the run's ``data`` config node.
-        settings: the ``eval`` settings node (classifier, inception weights, KID/PR parameters).
-        split: reference split.
-        features: ``inception`` | ``classifier`` | None (the dataset's default).
+        network: the feature network of FID/KID/precision-recall.
+        real: features of the reference images (N, d), from the same network.
+        classifier: the reference classifier for class metrics (may be ``network`` itself).
         metrics: names from :data:`METRIC_CHOICES` (already resolved).
-        n: number of generated samples per score.
-        cache_dir: where the reference classifier and the real statistics are cached.
-        device: device of the feature networks.
-        datamodule: the run's datamodule, when one is at hand.
+        n: generated samples per score.
+        num_classes: classes of the dataset (class histograms).
+        settings: batch size and KID/PR parameters.
+        protocol: what the scores are computed with (split, data fingerprint, ...), written beside them.
     """
 
     def __init__(
         self,
-        data_cfg: DictConfig,
-        settings: DictConfig,
+        network: FeatureNetwork,
+        real: Tensor,
         *,
-        split: str,
-        features: str | None,
+        classifier: ClassifierFeatures | None,
         metrics: Sequence[str],
         n: int,
-        cache_dir: str | Path,
-        device: torch.device,
-        datamodule: Any = None,
+        num_classes: int,
+        settings: ScoringSettings,
+        protocol: Mapping[str, Any],
     ) -> None:
         if n < 2:
             raise GenlabError(f"n={n} is too small: scoring needs at least 2 generated samples.")
-        self.data_cfg = data_cfg
-        self.settings = settings
-        self.split = split
+        if "fid" in metrics:
+            scores.check_fid_sizes(len(real), n, network.num_features)
+        self.network = network
+        self.real = real
+        self.classifier = classifier
         self.metrics = list(metrics)
         self.n = n
-        self.device = device
-        self.features = feature_choice(features, data_cfg)
-        self.datamodule = datamodule or instantiate(data_cfg, augmentation=None, _recursive_=False)
-        self.n_real = min(len(self.datamodule.dataset(split)), int(settings.max_n))
-        self.classifier: ClassifierFeatures | None = None
-        if self.features == "classifier" or any(m in CLASS_METRICS for m in self.metrics):
-            self.classifier = reference_classifier(data_cfg, settings, cache_dir, device)
-        if self.features == "classifier":
-            self.network: FeatureNetwork = self.classifier
-        else:
-            self.network = inception_network(settings, device)
-        if "fid" in self.metrics:
-            scores.check_fid_sizes(self.n_real, n, self.network.num_features)
-        self.real = real_features(self.datamodule, data_cfg, split, self.n_real, self.network, cache_dir, device)
+        self.num_classes = num_classes
+        self.settings = settings
+        self.protocol = dict(protocol)
 
     def describe(self) -> dict[str, Any]:
         """What the scores were computed with: written beside them in metrics.json."""
         info: dict[str, Any] = {
             "n": self.n,
-            "n_real": self.n_real,
-            "split": self.split,
-            "features": self.features,
+            "n_real": len(self.real),
+            **self.protocol,
+            "features": self.network.name,
             "feature_network": self.network.identity,
             "feature_dim": self.network.num_features,
         }
@@ -135,19 +127,19 @@ class GenerativeScorer:
         return info
 
     def _generate(
-        self, model: GenerativeModule, labels: Tensor | None, seed: int, options: dict[str, Any]
+        self, model: Generates, labels: Tensor | None, seed: int, options: dict[str, Any]
     ) -> Iterator[Tensor]:
         generator = torch.Generator(device=model.device).manual_seed(seed)
         batch = int(self.settings.batch_size)
-        shape = (int(self.data_cfg.channels), int(self.data_cfg.image_size), int(self.data_cfg.image_size))
         for start in range(0, self.n, batch):
             size = min(batch, self.n - start)
             wanted = None if labels is None else labels[start : start + size].to(model.device)
-            images = model.generate(size, labels=wanted, generator=generator, **options)
-            if tuple(images.shape) != (size, *shape):
+            with progress.part(size):
+                images = model.generate(size, labels=wanted, generator=generator, **options)
+            if tuple(images.shape) != (size, *model.image_shape):
                 raise GenlabError(
-                    f"{type(model).__name__}.generate returned images of shape {tuple(images.shape)}, but "
-                    f"data={self.data_cfg.name} holds {shape} images: the run's model and data do not match."
+                    f"{type(model).__name__}.generate returned images of shape {tuple(images.shape)}, but the "
+                    f"model declares {tuple(model.image_shape)}: the run's model and data do not match."
                 )
             if not torch.isfinite(images).all():
                 raise GenlabError(f"{type(model).__name__} generated NaN or infinite pixels: the model has diverged.")
@@ -155,27 +147,29 @@ class GenerativeScorer:
 
     @torch.no_grad()
     def score(
-        self, model: GenerativeModule, seed: int = 0, options: dict[str, Any] | None = None
+        self, model: Generates, seed: int = 0, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], Tensor]:
         """Generate ``n`` samples and score them; returns (metrics, the first 64 samples in [-1, 1])."""
         started = time.perf_counter()
         was_training = model.training
         model.eval()
         # conditional models: every class in turn (balanced, and the grid shows all classes)
-        labels = torch.arange(self.n) % model.num_classes if model.conditional else None
+        conditional = generates_conditionally(model)
+        labels = torch.arange(self.n) % model.num_classes if conditional else None
         fake, predicted, grid = [], [], []
         try:
             for images in self._generate(model, labels, seed, options or {}):
                 kept = sum(len(g) for g in grid)
                 if kept < GRID_SIZE:
                     grid.append(images[: GRID_SIZE - kept].cpu())
+                device = next(self.network.parameters()).device
                 if self.classifier is not None:
-                    feats, logits = self.classifier.features_and_logits(images.to(self.device))
+                    feats, logits = self.classifier.features_and_logits(images.to(device))
                     predicted.append(logits.argmax(dim=1).cpu())
                     if self.network is self.classifier:
                         fake.append(feats.double().cpu())
                 if self.network is not self.classifier:
-                    fake.append(self.network(images.to(self.device)).double().cpu())
+                    fake.append(self.network(images.to(device)).double().cpu())
         finally:
             model.train(was_training)
         out = self.describe()
@@ -200,17 +194,18 @@ class GenerativeScorer:
         if "class_acc" in self.metrics and predicted is not None and labels is not None:
             out["class_acc"] = scores.class_accuracy(predicted, labels)
         if "class_hist" in self.metrics and predicted is not None:
-            out.update(scores.class_distribution(predicted, int(self.data_cfg.num_classes)))
+            out.update(scores.class_distribution(predicted, self.num_classes))
         return out
 
 
 @torch.no_grad()
-def classifier_report(model: Any, datamodule: Any, split: str, num_classes: int) -> dict[str, Any]:
-    """Accuracy and per-class accuracy of a classifier run on ``split``."""
-    model.eval()
+def classifier_report(
+    classify: Any, batches: Any, split: str, num_classes: int, device: torch.device
+) -> dict[str, Any]:
+    """Accuracy and per-class accuracy of ``classify(images) -> logits`` over the ``(images, labels)`` batches."""
     predicted, labels = [], []
-    for images, target in datamodule.dataloader(split):
-        predicted.append(model(images.to(model.device)).argmax(dim=1).cpu())
+    for images, target in batches:
+        predicted.append(classify(images.to(device)).argmax(dim=1).cpu())
         labels.append(target)
     predicted, labels = torch.cat(predicted), torch.cat(labels)
     return {

@@ -18,8 +18,10 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torchmetrics.image.fid import NoTrainInceptionV3
 
 from genlab.errors import GenlabError
+from genlab.imaging import to_uint8, uint8_to_model_range
 from genlab.io import safe_torch_load
 from genlab.nets.classifier import SimpleCNN
 
@@ -36,16 +38,6 @@ def file_digest(path: str | Path, length: int = 16) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()[:length]
-
-
-def to_uint8(images: Tensor) -> Tensor:
-    """[-1, 1] float → uint8 in 0..255 (values outside [-1, 1] are clipped)."""
-    return images.detach().add(1).mul(127.5).round_().clamp_(0, 255).to(torch.uint8)
-
-
-def uint8_to_model_range(images: Tensor) -> Tensor:
-    """uint8 → float in [-1, 1], as genlab's datasets deliver images."""
-    return images.float().div(127.5).sub_(1)
 
 
 class FeatureNetwork(nn.Module):
@@ -106,7 +98,6 @@ class InceptionFeatures(FeatureNetwork):
 
     def __init__(self, weights: Path) -> None:
         super().__init__()
-        from torchmetrics.image.fid import NoTrainInceptionV3
 
         state = safe_torch_load(weights)
         if not isinstance(state, dict) or not any(str(k).startswith("Mixed_7c") for k in state):

@@ -1,6 +1,6 @@
 """On-disk cache of the reference split's features, keyed by everything they depend on.
 
-The key (dataset and its config, split, image size, feature-network identity, n) is hashed into
+The key (dataset and its config, the split's images, image size, feature-network identity, n) is hashed into
 the file name and stored inside the file; a file whose stored key differs is never used.
 """
 
@@ -27,8 +27,8 @@ log = logging.getLogger("genlab")
 LOADER_KEYS = ("batch_size", "num_workers", "download", "hflip_p", "fid_features", "_target_")
 
 
-def stats_key(data_cfg: DictConfig, split: str, network: FeatureNetwork, n: int) -> dict[str, Any]:
-    """Everything the cached real features depend on."""
+def stats_key(data_cfg: DictConfig, split: str, network: FeatureNetwork, n: int, fingerprint: str) -> dict[str, Any]:
+    """Everything the cached real features depend on, the split's images (``fingerprint``) included."""
     data = OmegaConf.to_container(data_cfg, resolve=True)
     dataset_config = {k: v for k, v in data.items() if k not in LOADER_KEYS}
     return {
@@ -37,6 +37,7 @@ def stats_key(data_cfg: DictConfig, split: str, network: FeatureNetwork, n: int)
         "image_size": int(data_cfg.image_size),
         "features": network.identity,
         "n": int(n),
+        "fingerprint": fingerprint,
         "dataset_config": dataset_config,
     }
 
@@ -74,7 +75,7 @@ def real_features(
     device: torch.device,
 ) -> Tensor:
     """Features of the first ``n`` images of ``split``: from the cache when its key matches, else computed."""
-    key = stats_key(data_cfg, split, network, n)
+    key = stats_key(data_cfg, split, network, n, datamodule.fingerprint(split))
     path = stats_path(cache_dir, key)
     if path.is_file():
         try:

@@ -29,14 +29,19 @@ class PrecomputedFeatures(nn.Module):
 
 
 def check_fid_sizes(n_real: int, n_fake: int, dim: int) -> None:
-    """FID fits a full covariance in ``dim`` dimensions: it needs more samples than dimensions."""
-    smallest = min(n_real, n_fake)
-    if smallest <= dim:
-        side = "generated samples n" if n_fake <= n_real else "reference images (split size)"
+    """FID fits a full covariance in ``dim`` dimensions: it needs more samples than dimensions on both sides."""
+    if n_real <= dim:
         raise GenlabError(
-            f"FID needs more samples than feature dimensions (n > d), but the {side} = {smallest} "
-            f"and the feature network has d = {dim}: raise n (e.g. n={dim + 1} or more), or drop FID and use KID, "
-            "which works for small n: metrics=[kid,precision_recall]."
+            f"FID needs more samples than feature dimensions (n > d), but the reference split holds only "
+            f"{n_real} images and the feature network has d = {dim}; more generated samples cannot fix that. "
+            "Score against a larger split (split=train), or drop FID and use KID, which works for small sets: "
+            "metrics=[kid,precision_recall]."
+        )
+    if n_fake <= dim:
+        raise GenlabError(
+            f"FID needs more samples than feature dimensions (n > d), but n = {n_fake} generated samples and the "
+            f"feature network has d = {dim}: raise n (n={dim + 1} or more), or drop FID and use KID: "
+            "metrics=[kid,precision_recall]."
         )
 
 

@@ -14,21 +14,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from torchmetrics import MeanAbsoluteError, MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from genlab.errors import GenlabError
+from genlab.imaging import to_unit_range
 from genlab.metrics import scores
-from genlab.metrics.evaluate import feature_choice
-from genlab.metrics.features import ClassifierFeatures, FeatureNetwork, inception_network
-from genlab.metrics.reference import reference_classifier
-from genlab.models.base import to_unit_range
+from genlab.metrics.features import ClassifierFeatures, FeatureNetwork
 
 PIXEL_METRICS = ("l1", "psnr", "ssim")
 TRANSLATION_METRICS = (*PIXEL_METRICS, "fid")
@@ -58,20 +54,6 @@ def resolve_translation_metrics(requested: Sequence[str] | str | None) -> list[s
                 f"metrics={name} is not a metric of image translation: choose from {', '.join(TRANSLATION_METRICS)}."
             )
     return chosen
-
-
-def translates(model: Any) -> bool:
-    """True for image-to-image models (pix2pix): they translate inputs (``translate``) instead of sampling."""
-    return callable(getattr(model, "translate", None))
-
-
-def target_domain(data_cfg: DictConfig) -> DictConfig:
-    """The data config of the target images B: ``data.source`` for edge pairs built from an image
-    dataset (its classes and feature network apply to the targets), else the paired dataset itself."""
-    source = data_cfg.get("source")
-    if source is None:
-        return data_cfg
-    return OmegaConf.create(OmegaConf.to_container(source, resolve=True))
 
 
 @dataclass
@@ -129,53 +111,28 @@ class TranslationScorer:
     """Scores a translator on the first ``n`` pairs of a split (see the module docstring).
 
     Args:
-        data_cfg: the run's paired ``data`` config node.
-        settings: the ``eval`` settings node (reference classifier, Inception weights).
-        split: the split the pairs come from (for the messages and metrics.json).
-        features: ``inception`` | ``classifier`` | None (the dataset's ``fid_features``, else the
-            target domain's).
+        network: the target domain's feature network for FID, or None when FID is not asked for.
         metrics: names from :data:`TRANSLATION_METRICS` (already resolved).
         n: pairs to score (at most the split's size).
         split_size: pairs the split holds.
-        cache_dir: where the reference classifier is cached.
-        device: device of the feature network.
+        protocol: what the scores are computed with (split, data, fingerprint, ...), written beside them.
     """
 
     def __init__(
         self,
-        data_cfg: DictConfig,
-        settings: DictConfig,
+        network: FeatureNetwork | None,
         *,
-        split: str,
-        features: str | None,
         metrics: Sequence[str],
         n: int,
         split_size: int,
-        cache_dir: str | Path,
-        device: torch.device,
+        protocol: dict[str, Any],
     ) -> None:
         self.metrics = list(metrics)
-        self.split = split
         self.n = min(n, split_size)
-        self.device = device
-        self.data_name = str(data_cfg.name)
-        self.target_cfg = target_domain(data_cfg)
-        self.features = feature_choice(features or data_cfg.get("fid_features"), self.target_cfg)
-        self.network: FeatureNetwork | None = None
-        if "fid" in self.metrics:
-            self.network = self._feature_network(settings, cache_dir)
+        self.network = network
+        self.protocol = dict(protocol)
+        if network is not None:
             self._check_fid_size(split_size)
-
-    def _feature_network(self, settings: DictConfig, cache_dir: str | Path) -> FeatureNetwork:
-        if self.features == "classifier":
-            return reference_classifier(self.target_cfg, settings, cache_dir, self.device)
-        try:
-            return inception_network(settings, self.device)
-        except GenlabError as err:
-            note = ""
-            if int(self.target_cfg.get("num_classes", 0)) < 2:
-                note = f"(features=classifier does not apply: the targets of data={self.data_name} have no labels.) "
-            raise GenlabError(f"{err} {note}To score the translations without FID: {WITHOUT_FID}.") from None
 
     def _check_fid_size(self, split_size: int) -> None:
         """The rule of :func:`scores.check_fid_sizes` (n > d), explained for pairs of one split."""
@@ -186,23 +143,22 @@ class TranslationScorer:
             advice = f"raise n (n={dim + 1} to n={split_size})"
         else:
             advice = "score a larger split (split=train)"
-            if self.features == "inception":
+            if self.network.name == "inception":
                 advice += ", use features=classifier where the targets are labelled images"
         raise GenlabError(
             f"FID needs more image pairs than feature dimensions (n > d), but it gets n = {self.n} of the "
-            f"{split_size} pairs of the {self.split} split of data={self.data_name}, and the {self.features} "
-            f"features have d = {dim}: {advice}, or leave FID out: {WITHOUT_FID}."
+            f"{split_size} pairs of the {self.protocol.get('split')} split of data={self.protocol.get('data')}, and "
+            f"the {self.network.name} features have d = {dim}: {advice}, or leave FID out: {WITHOUT_FID}."
         )
 
     def describe(self) -> dict[str, Any]:
         """What the scores were computed with: written beside them in metrics.json."""
-        info: dict[str, Any] = {"n": self.n, "split": self.split}
+        info: dict[str, Any] = {"n": self.n, **self.protocol}
         if self.network is not None:
             info.update(
-                features=self.features,
+                features=self.network.name,
                 feature_network=self.network.identity,
                 feature_dim=self.network.num_features,
-                feature_data=str(self.target_cfg.name),
             )
         if isinstance(self.network, ClassifierFeatures) and "test_acc" in self.network.info:
             info["reference_classifier_test_acc"] = self.network.info["test_acc"]
@@ -211,7 +167,8 @@ class TranslationScorer:
     def score(self, translate: Callable[[Tensor], Tensor], pairs: Iterable[tuple[Tensor, Tensor]]) -> dict[str, Any]:
         """Translate the inputs of the first ``n`` pairs and score them: the requested metrics + how."""
         started = time.perf_counter()
-        result = translate_pairs(translate, pairs, self.device, self.n, self.network)
+        device = next(self.network.parameters()).device if self.network is not None else torch.device("cpu")
+        result = translate_pairs(translate, pairs, device, self.n, self.network)
         out = {key: result.pixel[key] for key in PIXEL_METRICS if key in self.metrics}
         if self.network is not None:
             out["fid"] = scores.fid(result.real, result.fake)

@@ -5,16 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from genlab.errors import TrainingDivergedError
-from genlab.models.step_logging import StepLogging
+from genlab.models.base import GenlabModule, OptimizerFactory, check_finite, make_optimizer
 
 
-class ClassifierModule(StepLogging):
+class ClassifierModule(GenlabModule):
     """Image classifier trained with cross-entropy (hard or mixed/soft labels).
 
     Logs ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``test/loss``, ``test/acc``.
@@ -24,18 +22,18 @@ class ClassifierModule(StepLogging):
         optimizer: a partial optimizer (``_partial_: true``) called with the parameters.
         num_classes: number of classes.
         scheduler: optional partial LR scheduler called with the optimizer.
+        **meta: the model config's ``name``, ``epochs``, ``monitor``.
     """
-
-    accepts_soft_labels = True
 
     def __init__(
         self,
         net: nn.Module,
-        optimizer: Callable[..., torch.optim.Optimizer],
+        optimizer: OptimizerFactory,
         num_classes: int,
         scheduler: Callable[..., Any] | None = None,
+        **meta: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(**meta)
         self.net = net
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -47,16 +45,17 @@ class ClassifierModule(StepLogging):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
+    def classify(self, images: Tensor) -> Tensor:
+        """Logits (N, num_classes) of images in [-1, 1] (capability Classifies)."""
+        return self.net(images)
+
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch
         logits = self(images)
         loss = F.cross_entropy(logits, labels)
-        if not torch.isfinite(loss):
-            raise TrainingDivergedError(
-                f"training diverged: train/loss became {loss.item()} at step {self.global_step} "
-                f"(epoch {self.current_epoch}); the last good checkpoint is kept in checkpoints/. "
-                "Try a lower learning rate (model.optimizer.lr)."
-            )
+        check_finite(
+            loss, "train/loss", self.global_step, self.current_epoch, "Try a lower learning rate (model.optimizer.lr)."
+        )
         hard = labels.argmax(dim=1) if labels.ndim == 2 else labels
         self.train_acc.update(logits.detach(), hard)
         self.log_step({"train/loss": loss}, prog_bar=True, on_epoch=False)
@@ -81,7 +80,7 @@ class ClassifierModule(StepLogging):
         self._eval_step(batch, "test", self.test_acc)
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=self.parameters())
+        optimizer = make_optimizer(self.optimizer_factory, self.parameters(), "optimizer")
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer=optimizer)}

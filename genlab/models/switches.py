@@ -1,8 +1,8 @@
 """GPU switches of any genlab model, applied to its networks from outside the model classes.
 
-``model.channels_last=true`` stores the weights of the model's networks in the channels-last
+``speed.channels_last=true`` stores the weights of the model's networks in the channels-last
 memory format and hands them channels-last inputs (faster convolutions on tensor-core GPUs).
-``model.compile=true`` compiles each network's forward in place with ``nn.Module.compile``: the
+``speed.compile=true`` compiles each network's forward in place with ``nn.Module.compile``: the
 modules are not wrapped or renamed, so checkpoints keep the same ``state_dict`` keys and
 ``genlab sample``, ``eval`` and ``resume`` load them with or without the switch.
 """
@@ -42,23 +42,23 @@ def _channels_last_inputs(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any
 
 def _check_bool(key: str, value: object) -> None:
     if not isinstance(value, bool):
-        raise GenlabError(f"model.{key}={value} must be true or false.")
+        raise GenlabError(f"speed.{key}={value} must be true or false.")
 
 
 def check_compile_backend(backend: str) -> None:
     """Refuse a torch.compile setup that cannot work here, naming what to change."""
     if not torch._dynamo.is_dynamo_supported():
         raise GenlabError(
-            "model.compile=true: torch.compile is not supported on this platform/Python "
-            f"(torch {torch.__version__}); set model.compile=false."
+            "speed.compile=true: torch.compile is not supported on this platform/Python "
+            f"(torch {torch.__version__}); set speed.compile=false."
         )
     known = (*torch._dynamo.list_backends(), *DEBUG_BACKENDS)
     if backend not in known:
-        raise GenlabError(f"model.compile_backend={backend} is not a torch.compile backend: choose one of {known}.")
+        raise GenlabError(f"speed.compile_backend={backend} is not a torch.compile backend: choose one of {known}.")
     if backend == "inductor" and not any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "c++", "clang++")):
         raise GenlabError(
-            "model.compile=true with model.compile_backend=inductor needs a C++ compiler (g++ or clang++) on PATH "
-            "to build its kernels: install one, or set model.compile_backend=aot_eager, or model.compile=false."
+            "speed.compile=true with speed.compile_backend=inductor needs a C++ compiler (g++ or clang++) on PATH "
+            "to build its kernels: install one, or set speed.compile_backend=aot_eager, or speed.compile=false."
         )
 
 
@@ -73,7 +73,7 @@ def apply_switches(
         convs = [name for name, net in nets if any(p.ndim == 4 for p in net.parameters())]
         if not convs:
             raise GenlabError(
-                f"model.channels_last=true: {type(model).__name__} here has no convolution layers (networks: "
+                f"speed.channels_last=true: {type(model).__name__} here has no convolution layers (networks: "
                 f"{', '.join(name for name, _ in nets)}), so the memory format changes nothing; set it to false "
                 "or use a conv model (cnn, dcgan, cgan, ddpm, pix2pix)."
             )

@@ -11,9 +11,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torchvision.utils import save_image
 
-from genlab.data.base import to_model_range
 from genlab.errors import GenlabError
-from genlab.tasks.common import CONFIG_DIR, run_task
+from genlab.imaging import to_model_range
+from genlab.tasks.common import CONFIG_PATH, run_task
 
 log = logging.getLogger("genlab")
 
@@ -48,7 +48,7 @@ def augment_preview(cfg: DictConfig) -> Path:
     return path
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="augment")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="augment")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``genlab augment``."""
     run_task(augment_preview, cfg)

@@ -11,21 +11,22 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning import seed_everything
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
-from genlab.augment.synthetic import prepare_synthetic
-from genlab.distributed import distributed_job
-from genlab.errors import GenlabError
-from genlab.io import safe_torch_load, scalar_metrics, write_json
-from genlab.metrics.training import end_of_training_scores, fid_callbacks
-from genlab.runs import check_run_dir
-from genlab.tasks.common import (
-    CONFIG_DIR,
+from genlab.build import (
     instantiate_callbacks,
     instantiate_datamodule,
     instantiate_loggers,
     instantiate_model,
     instantiate_trainer,
-    run_task,
+    migrate_config,
 )
+from genlab.capabilities import Classifies
+from genlab.errors import GenlabError
+from genlab.io import safe_torch_load, scalar_metrics, write_json
+from genlab.runs import check_run_dir
+from genlab.scoring.training import end_of_training_scores, fid_callbacks
+from genlab.tasks.common import CONFIG_PATH, run_task
+from genlab.tasks.distributed import distributed_job
+from genlab.tasks.synthetic import prepare_synthetic
 
 log = logging.getLogger("genlab")
 
@@ -84,15 +85,16 @@ def resume_checkpoint(cfg: DictConfig) -> str | None:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Build everything from ``cfg``, fit, test the best checkpoint, write ``metrics.json``."""
+    migrate_config(cfg)
     seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.paths.run_dir)
     datamodule = instantiate_datamodule(cfg)
-    generator_scores = prepare_synthetic(cfg, datamodule)
+    model = instantiate_model(cfg)
+    generator_scores = prepare_synthetic(cfg, datamodule, model, train)
     if generator_scores:
         seed_everything(cfg.seed, workers=True)
-    model = instantiate_model(cfg)
     augmentation = datamodule.augmentation
-    if augmentation is not None and augmentation.mixes_labels and not getattr(model, "accepts_soft_labels", False):
+    if augmentation is not None and augmentation.mixes_labels and not isinstance(model, Classifies):
         raise GenlabError(
             f"augment={augmentation.name} mixes labels and only works with a classifier (model=cnn), "
             f"not model={cfg.model.name}."
@@ -131,7 +133,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``genlab train``."""
     run_task(train, cfg)

@@ -1,7 +1,7 @@
 """Reverse-process samplers: one module per algorithm, each a frozen dataclass whose fields are its options.
 
 A sampler is chosen by name (``sampler=ddim``) from the registry that its class joins when its module is
-imported; ``configs/sampler/<name>.yaml`` names the module (``_target_``), so a new sampler is one module
+imported; ``configs/model/sampler/<name>.yaml`` names the module (``_target_``), so a new sampler is one module
 here plus one yaml there. See :mod:`genlab.diffusion.samplers.base` for the interface.
 """
 

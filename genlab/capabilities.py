@@ -1,0 +1,119 @@
+"""What a trained model can do, as ``typing.Protocol``s checked with ``isinstance``.
+
+The run API and the commands ask a model for a capability instead of its class or its attributes
+(no ``hasattr``): a model *generates* images from noise (conditionally or not), *translates*
+images between two domains (trained on paired or unpaired data), *edits* images (SDEdit),
+*interpolates* in a latent space, *denoises* (a diffusion model's ε-predictor and schedule), or
+*classifies*. A model may have several.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+
+@runtime_checkable
+class Generates(Protocol):
+    """Makes images in [-1, 1] from noise.
+
+    ``generation_options()`` maps every option ``generate`` accepts (besides n, labels and the
+    generator) to a one-line description; it is the only place a model's sampling options are listed.
+    """
+
+    num_classes: int
+    image_shape: tuple[int, int, int]
+
+    def generate(
+        self, n: int, labels: Tensor | None = None, generator: torch.Generator | None = None, **options: Any
+    ) -> Tensor: ...
+
+    def generation_options(self) -> Mapping[str, str]: ...
+
+
+@runtime_checkable
+class GeneratesConditionally(Generates, Protocol):
+    """A generator whose ``num_classes`` > 0: ``generate`` makes images of the requested labels.
+
+    Structurally a :class:`Generates`; :func:`generates_conditionally` adds the class-count check.
+    """
+
+
+def generates_conditionally(model: object) -> bool:
+    """True for a generator that takes labels (the one place this is decided)."""
+    return isinstance(model, GeneratesConditionally) and model.num_classes > 0
+
+
+@runtime_checkable
+class Interpolates(Protocol):
+    """A generator with a latent space: draw latents, interpolate between them, decode them."""
+
+    latent_dim: int
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None, **options: Any) -> Tensor: ...
+
+    def interpolate_latents(self, start: Tensor, end: Tensor, steps: int) -> Tensor: ...
+
+    def decode(self, latents: Tensor, labels: Tensor | None = None) -> Tensor: ...
+
+
+@runtime_checkable
+class Translates(Protocol):
+    """Maps images of one domain to another (pix2pix, CycleGAN).
+
+    ``paired`` says whether it was trained on paired data; ``directions`` lists what
+    ``translate`` accepts (``AtoB``, and ``BtoA`` for two-way translators); ``input_channels``
+    maps a direction to the channels its inputs must have.
+    """
+
+    paired: bool
+    directions: tuple[str, ...]
+    image_size: int
+
+    def translate(self, images: Tensor, direction: str = "AtoB") -> Tensor: ...
+
+    def input_channels(self, direction: str = "AtoB") -> int: ...
+
+
+@runtime_checkable
+class Edits(Protocol):
+    """Varies given images by a ``strength`` in [0, 1] (SDEdit), optionally guided by labels."""
+
+    num_classes: int
+    image_shape: tuple[int, int, int]
+
+    def edit(
+        self,
+        images: Tensor,
+        strength: float,
+        labels: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        **options: Any,
+    ) -> Tensor: ...
+
+
+@runtime_checkable
+class Denoises(Protocol):
+    """A diffusion model: its schedule, ε-predictor for given labels, and sampler objects."""
+
+    num_classes: int
+    image_shape: tuple[int, int, int]
+    schedule: Any
+
+    def denoiser(self, labels: Tensor | None, guidance: float | None = None) -> Callable[[Tensor, Tensor], Tensor]: ...
+
+    def resolve_sampler(self, sampler: Any = None, **options: Any) -> Any: ...
+
+    def nfe(self, sampler: Any, labels: Tensor | None = None, guidance: float | None = None) -> int: ...
+
+
+@runtime_checkable
+class Classifies(Protocol):
+    """An image classifier: logits (N, num_classes) for images in [-1, 1]; trains on soft labels too."""
+
+    num_classes: int
+
+    def classify(self, images: Tensor) -> Tensor: ...

@@ -1,0 +1,1 @@
+"""Building the scorers of ``genlab eval`` and of training: feature networks, real statistics, reference classifier."""

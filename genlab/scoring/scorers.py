@@ -1,0 +1,136 @@
+"""Scorers built for a run's data: feature networks, cached real features, and how samples are drawn."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from genlab.capabilities import Denoises, Generates
+from genlab.errors import GenlabError
+from genlab.metrics.evaluate import CLASS_METRICS, GenerativeScorer, ScoringSettings, feature_choice
+from genlab.metrics.features import FeatureNetwork, inception_network
+from genlab.metrics.real_stats import real_features
+from genlab.metrics.translation import WITHOUT_FID, TranslationScorer
+from genlab.scoring.reference import reference_classifier
+
+
+def settings_of(settings: DictConfig) -> ScoringSettings:
+    """The batch size and KID/PR parameters of an ``eval`` settings node."""
+    return ScoringSettings(
+        batch_size=int(settings.batch_size),
+        kid_subsets=int(settings.kid_subsets),
+        kid_subset_size=int(settings.kid_subset_size),
+        pr_k=int(settings.pr_k),
+    )
+
+
+def generative_scorer(
+    data_cfg: DictConfig,
+    settings: DictConfig,
+    *,
+    split: str,
+    features: str | None,
+    metrics: Sequence[str],
+    n: int,
+    cache_dir: str | Path,
+    device: torch.device,
+    datamodule: Any,
+) -> GenerativeScorer:
+    """A :class:`GenerativeScorer` of ``n`` samples against ``split`` of the run's data."""
+    choice = feature_choice(features, data_cfg.get("fid_features"))
+    classifier = None
+    if choice == "classifier" or any(m in CLASS_METRICS for m in metrics):
+        classifier = reference_classifier(data_cfg, settings, cache_dir, device)
+    network: FeatureNetwork = classifier if choice == "classifier" else inception_network(settings, device)
+    n_real = min(len(datamodule.dataset(split)), int(settings.max_n))
+    real = real_features(datamodule, data_cfg, split, n_real, network, cache_dir, device)
+    protocol = {"split": split, "data": str(data_cfg.name), "data_fingerprint": datamodule.fingerprint(split)}
+    return GenerativeScorer(
+        network,
+        real,
+        classifier=classifier,
+        metrics=metrics,
+        n=n,
+        num_classes=int(data_cfg.num_classes),
+        settings=settings_of(settings),
+        protocol=protocol,
+    )
+
+
+def target_domain(data_cfg: DictConfig) -> DictConfig:
+    """The data config of the target images B: ``data.source`` for edge pairs built from an image
+    dataset (its classes and feature network apply to the targets), else the paired dataset itself."""
+    source = data_cfg.get("source")
+    if source is None:
+        return data_cfg
+    return OmegaConf.create(OmegaConf.to_container(source, resolve=True))
+
+
+def translation_scorer(
+    data_cfg: DictConfig,
+    settings: DictConfig,
+    *,
+    split: str,
+    features: str | None,
+    metrics: Sequence[str],
+    n: int,
+    cache_dir: str | Path,
+    device: torch.device,
+    datamodule: Any,
+) -> TranslationScorer:
+    """A :class:`TranslationScorer` of the first ``n`` pairs of ``split``, FID in the target domain's features."""
+    target = target_domain(data_cfg)
+    network = None
+    if "fid" in metrics:
+        choice = feature_choice(features or data_cfg.get("fid_features"), target.get("fid_features"))
+        if choice == "classifier":
+            network = reference_classifier(target, settings, cache_dir, device)
+        else:
+            try:
+                network = inception_network(settings, device)
+            except GenlabError as err:
+                note = ""
+                if int(target.get("num_classes", 0)) < 2:
+                    note = f"(features=classifier does not apply: the targets of data={data_cfg.name} have no labels.) "
+                raise GenlabError(f"{err} {note}To score the translations without FID: {WITHOUT_FID}.") from None
+    protocol = {"split": split, "data": str(data_cfg.name), "data_fingerprint": datamodule.fingerprint(split)}
+    if network is not None:
+        protocol["feature_data"] = str(target.name)
+    return TranslationScorer(
+        network, metrics=metrics, n=n, split_size=len(datamodule.dataset(split)), protocol=protocol
+    )
+
+
+def generation_options(model: Generates, defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """The options to sample with: ``given`` over the ``defaults`` the model accepts.
+
+    A sampler named in ``given`` replaces the defaults' sampler together with its options.
+    """
+    accepted = model.generation_options()
+    base = {k: v for k, v in defaults.items() if k in accepted and v is not None}
+    if isinstance(model, Denoises):
+        if "sampler" in given:
+            base = {k: v for k, v in base.items() if k in ("guidance", "sampler")}
+        if isinstance(base.get("steps"), int):  # a default (e.g. DDIM-50) fits a shorter schedule
+            base["steps"] = min(base["steps"], model.schedule.timesteps)
+    return {**base, **{k: v for k, v in given.items() if v is not None}}
+
+
+def generation_record(model: Generates, options: Mapping[str, Any]) -> dict[str, Any]:
+    """How samples were drawn, for metrics.json: the sampler, its options and NFE for diffusion models."""
+    if not isinstance(model, Denoises):
+        return {"generation_options": dict(options)}
+    sampler_options = {k: v for k, v in options.items() if k != "guidance"}
+    sampler = model.resolve_sampler(**sampler_options)
+    labels = torch.zeros(1, dtype=torch.long) if model.num_classes > 0 else None
+    record = {
+        "generation_options": dict(options),
+        "sampler": sampler.name,
+        "nfe": model.nfe(sampler, labels, options.get("guidance")),
+    }
+    record["sampler_options"] = {k: v for k, v in sampler.options().items() if k != "sampler"}
+    return record
