@@ -87,12 +87,12 @@ def save_pngs(images: Tensor, folder: Path, names: Sequence[str]) -> Path:
 
 
 def save_npz(path: Path, **arrays: Tensor | np.ndarray) -> Path:
-    """A compressed npz; float image tensors in [-1, 1] are stored as uint8, other tensors as they are."""
+    """A compressed npz; float image tensors (≥ 4 dims) in [-1, 1] are stored as uint8, others as they are."""
     path.parent.mkdir(parents=True, exist_ok=True)
     stored = {}
     for key, value in arrays.items():
         if isinstance(value, Tensor):
-            value = to_uint8(value.cpu()) if value.is_floating_point() and value.ndim == 4 else value.cpu()
+            value = to_uint8(value.cpu()) if value.is_floating_point() and value.ndim >= 4 else value.cpu()
             value = value.numpy()
         stored[key] = value
     np.savez_compressed(path, **stored)

@@ -19,7 +19,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 from pytorch_lightning import Callback
 
-from genlab.tasks.common import CONFIG_DIR, instantiate_datamodule, instantiate_model, instantiate_trainer
+from genlab.build import CONFIG_DIR, instantiate_datamodule, instantiate_model, instantiate_trainer
 
 MODELS = {
     "gan": ["model=gan"],
@@ -44,7 +44,7 @@ class EpochTimer(Callback):
 
 
 def time_model(overrides: list[str], epochs: int, extra: list[str]) -> list[tuple[float, float]]:
-    with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+    with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", [*overrides, f"trainer.max_epochs={epochs}", "trainer.accelerator=cpu", *extra])
         with open_dict(cfg):
             cfg.paths.run_dir = str(Path(tmp) / "run")

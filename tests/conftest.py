@@ -18,7 +18,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-from genlab.tasks.common import CONFIG_DIR
+from genlab.build import CONFIG_DIR
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -48,7 +48,12 @@ TINY_DDPM = [
 
 def compose_config(config_name: str, overrides: Sequence[str], run_dir: Path) -> DictConfig:
     """Compose a primary config as the CLI would, with ``paths.run_dir`` set to ``run_dir``."""
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+    if config_name in ("sample", "eval"):
+        from genlab.tasks.common import plus_unknown_keys
+
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            overrides = plus_unknown_keys(list(overrides), config_name)
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name=config_name, overrides=list(overrides))
     with open_dict(cfg):
         cfg.paths.run_dir = str(run_dir)
@@ -114,3 +119,17 @@ def only_run_dir(root: Path, command: str = "train") -> Path:
     runs = sorted((root / "outputs" / command).iterdir())
     assert len(runs) == 1, runs
     return runs[0]
+
+
+def load_model(run_dir: Path | str, ckpt: str = "last"):
+    """The trained model of a run folder, rebuilt through the run API on the CPU."""
+    from genlab.api import Run
+
+    return Run.load(run_dir, ckpt, "cpu").model
+
+
+def model_from_config(cfg: DictConfig, checkpoint: Path):
+    """A model built from a composed config with a checkpoint's weights (for runs without a saved config)."""
+    from genlab.build import instantiate_model, load_weights
+
+    return load_weights(instantiate_model(cfg), checkpoint).eval()

@@ -64,7 +64,7 @@ def once(builder: Callable[[pytest.TempPathFactory], T]) -> Callable[[pytest.Tem
 
 @once
 def _eval_cache(factory: pytest.TempPathFactory) -> Path:
-    from genlab.metrics.reference import reference_classifier
+    from genlab.scoring.reference import reference_classifier
 
     cache = factory.mktemp("eval_cache")
     cfg = compose_config("train", TINY_CLASSIFIER, cache / "unused")

@@ -13,10 +13,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genlab.data.digits import DigitsDataModule
-from genlab.models.base import GenerativeModule
+from genlab.models.base import GenlabModule
 
 
-class ReplayGenerator(GenerativeModule):
+class ReplayGenerator(GenlabModule):
     """Generates by drawing real digits images (or noise); see the module docstring.
 
     Args:
@@ -35,23 +35,27 @@ class ReplayGenerator(GenerativeModule):
         mode: str = "data",
         conditional: bool = False,
         lr: float = 0.1,
+        **meta,
     ) -> None:
-        super().__init__()
+        super().__init__(**meta)
         self.mode = mode
         self.num_classes = num_classes if conditional else 0
         self.lr = lr
-        self.shape = (channels, image_size, image_size)
+        self.image_shape = (channels, image_size, image_size)
         self.gain = nn.Parameter(torch.tensor(1.0))
         train = DigitsDataModule(name="digits", channels=channels, image_size=image_size, num_classes=10).load_splits()
         self.register_buffer("images", train["train"].images, persistent=False)
         self.register_buffer("labels", train["train"].labels, persistent=False)
+
+    def generation_options(self) -> dict[str, str]:
+        return {}
 
     def generate(
         self, n: int, labels: Tensor | None = None, generator: torch.Generator | None = None, **options
     ) -> Tensor:
         device = self.gain.device
         if self.mode == "noise":
-            return torch.rand(n, *self.shape, generator=generator, device=device) * 2 - 1
+            return torch.rand(n, *self.image_shape, generator=generator, device=device) * 2 - 1
         if labels is None:
             index = torch.randint(len(self.labels), (n,), generator=generator, device=device)
         else:

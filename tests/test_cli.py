@@ -83,7 +83,7 @@ def test_bad_input_fails_with_one_clear_message(tmp_path, args, needle):
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
-        ([], "not available for model 'cnn'"),
+        ([], "not available for model=cnn"),
         (["ckpt=missing.ckpt"], "does not exist"),
         (["ckpt=CORRUPT"], "corrupt"),
     ],

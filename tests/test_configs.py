@@ -9,7 +9,7 @@ from conftest import FAST, data_overrides
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from genlab.tasks.common import (
+from genlab.build import (
     CONFIG_DIR,
     instantiate_callbacks,
     instantiate_datamodule,

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST, REPO_ROOT, TINY_DDPM, compose_config, run_cli
+from conftest import FAST, REPO_ROOT, TINY_DDPM, compose_config, model_from_config, run_cli
 from pytorch_lightning import Trainer
 
+from genlab.build import instantiate_datamodule, instantiate_model
 from genlab.callbacks.image_grid import ImageGrid
 from genlab.io import safe_torch_load
-from genlab.tasks.common import instantiate_datamodule, instantiate_model
 from genlab.tasks.train import train
 
 EVERY = 3  # callbacks.checkpoint.every_n_train_steps in the killed run
@@ -111,7 +111,8 @@ def test_resume_restores_the_ema_weights_and_the_fixed_grid_noise(tmp_path):
     checkpoint = safe_torch_load(tmp_path / "run" / "checkpoints" / "last.ckpt")
     state = checkpoint["state_dict"]
     ema_keys = [k for k in state if k.startswith("generator_ema.")]
-    assert ema_keys and any(not torch.equal(state[k], state[k.replace("_ema", "", 1)]) for k in ema_keys)
+    live = {k: k.replace("generator_ema.module.", "generator.", 1) for k in ema_keys if ".module." in k}
+    assert live and any(not torch.equal(state[k], state[v]) for k, v in live.items())
     (grid_state,) = [v for k, v in checkpoint["callbacks"].items() if k.startswith("ImageGrid")]
     assert grid_state["noise"].shape == (64, 100)
 
@@ -124,7 +125,7 @@ def test_resume_restores_the_ema_weights_and_the_fixed_grid_noise(tmp_path):
     assert torch.equal(grid.noise, grid_state["noise"])
     restored = model.state_dict()
     assert all(torch.equal(restored[k], state[k]) for k in ema_keys)
-    assert model.ema_updates == checkpoint["gan_updates"]["ema"] > 0
+    assert int(model.generator_ema.n_averaged) == int(state["generator_ema.n_averaged"]) == checkpoint["global_step"]
 
 
 def test_resume_restores_the_diffusion_ema_net(tmp_path):
@@ -139,9 +140,31 @@ def test_resume_restores_the_diffusion_ema_net(tmp_path):
     train(cfg)
     state = safe_torch_load(tmp_path / "run" / "checkpoints" / "last.ckpt")["state_dict"]
     ema_keys = [k for k in state if k.startswith("ema_net.")]
-    assert any(not torch.equal(state[k], state[k.replace("ema_net.", "net.", 1)]) for k in ema_keys)
+    live = {k: k.replace("ema_net.module.", "net.", 1) for k in ema_keys if ".module." in k}
+    assert live and any(not torch.equal(state[k], state[v]) for k, v in live.items())
     model = instantiate_model(cfg)
     trainer = Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_progress_bar=False, limit_val_batches=0)
     trainer.fit(model, datamodule=instantiate_datamodule(cfg), ckpt_path=tmp_path / "run" / "checkpoints" / "last.ckpt")
     restored = model.state_dict()
     assert all(torch.equal(restored[k], state[k]) for k in ema_keys)
+
+
+def test_a_checkpoint_of_genlab_0_1_loads_and_resumes(tmp_path):
+    """Checkpoints written before the EMA moved onto AveragedModel (plain copies, counter in gan_updates)."""
+    overrides = ["model=dcgan", "model.generator.ngf=8", "model.discriminator.ndf=8", *FAST, "logger=none"]
+    cfg = compose_config("train", overrides, tmp_path / "run")
+    train(cfg)
+    path = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    checkpoint = safe_torch_load(path)
+    new = dict(checkpoint["state_dict"])
+    old = {k.replace("generator_ema.module.", "generator_ema.", 1): v for k, v in new.items() if "n_averaged" not in k}
+    checkpoint["state_dict"] = old
+    checkpoint["gan_updates"] = {"d": checkpoint["gan_updates"]["d"], "ema": checkpoint["global_step"]}
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    model = model_from_config(cfg, tmp_path / "old.ckpt")
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in new.items())
+    trainer = Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_progress_bar=False, limit_val_batches=0,
+                      limit_train_batches=2)  # fmt: skip
+    resumed = instantiate_model(cfg)
+    trainer.fit(resumed, datamodule=instantiate_datamodule(cfg), ckpt_path=tmp_path / "old.ckpt")
+    assert trainer.global_step == 4 and int(resumed.generator_ema.n_averaged) == 4

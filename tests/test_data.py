@@ -10,9 +10,9 @@ import torch
 from conftest import data_overrides
 from fixture_data import write_mnist
 
+from genlab.build import instantiate_datamodule
 from genlab.data.torchvision_sets import read_cifar_batch
 from genlab.errors import DatasetNotFoundError, GenlabError
-from genlab.tasks.common import instantiate_datamodule
 
 EXPECTED = {
     # name: (channels, image_size, num_classes, {split: size})

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST, compose_config, run_cli
+from conftest import FAST, compose_config, load_model, run_cli
 from omegaconf import OmegaConf
 from PIL import Image
 
+from genlab.build import instantiate_datamodule, instantiate_model
 from genlab.errors import GenlabError
 from genlab.io import safe_torch_load
-from genlab.tasks.common import instantiate_datamodule, instantiate_model, load_run_config, load_trained_model
 from genlab.tasks.train import train
 
 T = 10
@@ -43,7 +43,7 @@ def runs(tmp_path_factory) -> dict[str, str]:
 
 
 def load(run: str):
-    return load_trained_model(load_run_config(run), Path(run) / "checkpoints/last.ckpt", "cpu")
+    return load_model(run)
 
 
 def test_training_steps_lower_the_loss_on_a_tiny_batch(cfg_factory):
@@ -72,12 +72,16 @@ def test_ema_follows_the_weights_and_is_in_the_checkpoint(runs):
     assert any(k.startswith("ema_net.") for k in keys) and any(k.startswith("net.") for k in keys)
     assert not any(k.startswith("schedule.") for k in keys)
     model = load(runs["ddpm"])
-    ema, net = dict(model.ema_net.named_parameters()), dict(model.net.named_parameters())
+    ema, net = dict(model.ema_net.module.named_parameters()), dict(model.net.named_parameters())
     name = "conv_in.weight"
     assert not torch.equal(ema[name], net[name])
+    updates = int(model.ema_net.n_averaged)
+    assert updates == checkpoint["global_step"] > 1  # one average per optimizer step, kept in the checkpoint
     before = ema[name].clone()
-    model.update_ema()
-    assert torch.allclose(ema[name], before + (net[name] - before) * (1 - min(0.999, 1 / 10)), atol=1e-6)
+    model.ema_net.update(model.net)
+    decay = min(0.999, (1 + updates) / (10 + updates))  # the warm-up
+    assert torch.allclose(ema[name], before + (net[name] - before) * (1 - decay), atol=1e-6)
+    assert int(model.ema_net.n_averaged) == updates + 1
 
 
 def test_generate_is_deterministic_and_in_range(runs):
@@ -93,7 +97,7 @@ def test_generate_is_deterministic_and_in_range(runs):
 def test_guidance_mixes_conditional_and_null_predictions(runs):
     model = load(runs["cddpm"])
     x, t, y = torch.randn(2, 1, 16, 16), torch.tensor([5, 5]), torch.tensor([3, 4])
-    cond, null = model.ema_net(x, t, y), model.ema_net(x, t, torch.tensor([10, 10]))
+    cond, null = model.ema_net.module(x, t, y), model.ema_net.module(x, t, torch.tensor([10, 10]))
     torch.testing.assert_close(model.denoiser(y, 3.0)(x, t), null + 3.0 * (cond - null), atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(model.denoiser(y, 1.0)(x, t), cond)
 

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST, TINY_DDPM, compose_config
+from conftest import FAST, TINY_DDPM, compose_config, model_from_config
 
 from genlab.io import safe_torch_load
-from genlab.tasks.common import load_trained_model
 from genlab.tasks.train import train
 
 CASES = {
@@ -49,7 +48,7 @@ def test_the_same_seed_gives_identical_weights_and_samples(tmp_path, model):
     samples = []
     for run in runs[:2]:
         cfg = compose_config("train", [*CASES[model], *FAST], run)
-        net = load_trained_model(cfg, run / "checkpoints" / "last.ckpt", torch.device("cpu"))
+        net = model_from_config(cfg, run / "checkpoints" / "last.ckpt")
         options = {"sampler": "ddim", "steps": 3} if model == "ddpm" else {}
         samples.append(net.generate(6, generator=torch.Generator().manual_seed(3), **options))
     assert torch.equal(samples[0], samples[1])

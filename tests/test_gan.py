@@ -8,20 +8,20 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST, compose_config, run_cli
+from conftest import FAST, compose_config, load_model, run_cli
 from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 from PIL import Image
 from pytorch_lightning import Callback, Trainer
 from torchvision.utils import save_image
 
+from genlab.build import instantiate_datamodule, instantiate_model
 from genlab.callbacks.image_grid import ImageGrid, pick_epochs
 from genlab.errors import GenlabError, TrainingDivergedError
 from genlab.io import safe_torch_load
 from genlab.models.gan import GANModule
 from genlab.models.losses import BCELoss, MulticlassLoss, WGANGPLoss
 from genlab.noise.priors import GaussianNoise, UniformNoise
-from genlab.tasks.common import instantiate_datamodule, instantiate_model, load_run_config, load_trained_model
 from genlab.tasks.sample import sample
 from genlab.tasks.train import train
 
@@ -182,9 +182,9 @@ def test_grids_checkpoint_and_ema(runs, tmp_path):
     assert state["noise"].shape == (80, 100)
     assert state["labels"].tolist() == [c for c in range(10) for _ in range(8)]
     # A resumed run draws the same grid from the checkpoint's noise and weights.
-    model = load_trained_model(load_run_config(run), run / "checkpoints" / "last.ckpt", torch.device("cpu"))
-    ema = checkpoint["state_dict"]["generator_ema.net.0.weight"]
-    assert torch.equal(model.generator_ema.net[0].weight, ema)
+    model = load_model(run)
+    ema = checkpoint["state_dict"]["generator_ema.module.net.0.weight"]
+    assert torch.equal(model.generator_ema.module.net[0].weight, ema)
     assert not torch.equal(model.generator.net[0].weight, ema)
     callback = ImageGrid(tmp_path)
     callback.load_state_dict(state)

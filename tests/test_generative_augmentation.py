@@ -13,9 +13,9 @@ from conftest import FAST, compose_config, run_cli
 from eval_fixtures import SEARCHPATH, cli_env, make_run, once
 from hydra.errors import InstantiationException
 
-from genlab.augment.synthetic import synthetic_share
 from genlab.data.base import MixedBatchSampler
 from genlab.data.digits import DigitsDataModule
+from genlab.data.sampling import synthetic_share
 from genlab.errors import GenlabError
 
 SIZE = ["data.image_size=16"]
@@ -121,8 +121,9 @@ def test_generative_pool_labels_cache_and_mixing(sources, tmp_path):
 
 
 def test_mixed_training_batches_carry_real_and_synthetic(sources, tmp_path):
-    from genlab.augment.synthetic import prepare_synthetic
-    from genlab.tasks.common import instantiate_datamodule
+    from genlab.build import instantiate_datamodule, instantiate_model
+    from genlab.tasks.synthetic import prepare_synthetic
+    from genlab.tasks.train import train
 
     cfg = compose_config(
         "train",
@@ -140,7 +141,7 @@ def test_mixed_training_batches_carry_real_and_synthetic(sources, tmp_path):
     )
     cfg.paths.cache_dir = str(sources["cache"])
     datamodule = instantiate_datamodule(cfg)
-    prepare_synthetic(cfg, datamodule)
+    prepare_synthetic(cfg, datamodule, instantiate_model(cfg), train)
     real_batches = len(datamodule.dataset("train")) // 32
     loader = datamodule.train_dataloader()
     assert len(loader) == real_batches, "synthetic images never change the number of steps"
@@ -161,18 +162,19 @@ def test_sdedit_pool_keeps_labels_and_strengths(sources, tmp_path):
         f"augment.source={sources['ddpm']}",
         "augment.strengths=[0.0,0.5]",
         "augment.variations_per_image=2",
-        "augment.steps=4",
+        "+augment.sample_options.steps=4",
     ]
     # the source saw 2 training images per class: a classifier that sees 3 may not use it
     with pytest.raises(GenlabError, match="Fairness rule"):
         train_classifier(tmp_path / "unfair", [*overrides, "data.train_per_class=3"], sources["cache"])
-    from genlab.augment.synthetic import prepare_synthetic
-    from genlab.tasks.common import instantiate_datamodule
+    from genlab.build import instantiate_datamodule, instantiate_model
+    from genlab.tasks.synthetic import prepare_synthetic
+    from genlab.tasks.train import train
 
     cfg = compose_config("train", [*FAST, *CNN, *SIZE, *overrides, "data.train_per_class=2"], tmp_path / "run")
     cfg.paths.cache_dir = str(sources["cache"])
     datamodule = instantiate_datamodule(cfg)
-    prepare_synthetic(cfg, datamodule)
+    prepare_synthetic(cfg, datamodule, instantiate_model(cfg), train)
     real = datamodule.real_train_split()
     pool = datamodule.synthetic
     n = len(real.labels)
@@ -194,7 +196,7 @@ def test_source_auto_trains_the_generator_on_the_same_subset(tmp_path):
         "data.train_per_class=3",
         "augment=generative",
         "augment.n_per_class=2",
-        "augment.steps=2",
+        "+augment.sample_options.steps=2",
         "augment_generator.overrides=[" + ",".join(f"'{o}'" for o in GENERATOR) + "]",
     ]
     cfg = compose_config("train", overrides, tmp_path / "outputs" / "run")
@@ -204,7 +206,7 @@ def test_source_auto_trains_the_generator_on_the_same_subset(tmp_path):
     assert len(generators) == 1
     saved = json.loads((generators[0] / "metrics.json").read_text())
     assert saved["status"] == "completed"
-    from genlab.tasks.common import load_run_config
+    from genlab.build import load_run_config
 
     assert load_run_config(generators[0]).data.train_per_class == 3
     assert (tmp_path / "outputs" / "run" / "synthetic.png").is_file()

@@ -13,13 +13,16 @@ from eval_fixtures import TINY_CLASSIFIER, eval_cache  # noqa: F401
 from fixture_data import write_pairs
 from PIL import Image
 
-from genlab.data.paired import PairedFiles, PairedFolderDataModule, sobel_edges
+from genlab.build import instantiate_datamodule, instantiate_model, instantiate_trainer
+from genlab.data.pair_datasets import PairedFiles, sobel_edges
+from genlab.data.paired import PairedDataModule, PairedFolderDataModule
 from genlab.errors import GenlabError
+from genlab.metrics.translation import translate_pairs
+from genlab.models.adversarial import LinearDecay
 from genlab.models.losses import BCELoss, LSGANLoss
-from genlab.models.pix2pix import LinearDecay, Pix2PixModule
+from genlab.models.pix2pix import Pix2PixModule
 from genlab.nets.patchgan import PatchGANDiscriminator, output_size, receptive_field
 from genlab.nets.unet import UNetGenerator, auto_depth
-from genlab.tasks.common import instantiate_datamodule, instantiate_model, instantiate_trainer
 from genlab.tasks.eval import evaluate
 from genlab.tasks.train import train
 
@@ -174,7 +177,7 @@ def test_sobel_edges_outline_a_square():
 def test_edges_option_wraps_an_in_memory_dataset(cfg_factory):
     cfg = cfg_factory("train", ["model=pix2pix", "data=edges", "data@data.source=digits", "data.source.image_size=32"])
     dm = instantiate_datamodule(cfg)
-    assert dm.name == "edges_digits" and dm.paired
+    assert dm.name == "edges_digits" and isinstance(dm, PairedDataModule)
     a, b = next(iter(dm.val_dataloader()))
     assert a.shape == (16, 1, 32, 32) and b.shape == (16, 1, 32, 32)
     assert set(a.unique().tolist()) <= {-1.0, 1.0}
@@ -191,10 +194,10 @@ def test_pix2pix_lowers_the_l1_of_its_translations(cfg_factory):
     dm = instantiate_datamodule(cfg)
     model = instantiate_model(cfg)
     dm.setup()
-    before = model.translation_metrics(dm.val_dataloader())
+    before = translate_pairs(model.eval().translate, dm.val_dataloader(), model.device).pixel
     trainer = instantiate_trainer(cfg, [], [])
     trainer.fit(model, datamodule=dm)
-    after = model.translation_metrics(dm.val_dataloader())
+    after = translate_pairs(model.eval().translate, dm.val_dataloader(), model.device).pixel
     assert set(before) == {"l1", "psnr", "ssim"}
     assert after["l1"] < before["l1"] and after["psnr"] > before["psnr"]
 

@@ -10,23 +10,20 @@ import torch
 from conftest import FAST, compose_config
 from eval_fixtures import TINY_CLASSIFIER, eval_cache  # noqa: F401
 
+from genlab.build import instantiate_datamodule
 from genlab.errors import GenlabError
-from genlab.metrics.translation import (
-    TRANSLATION_METRICS,
-    TranslationScorer,
-    resolve_translation_metrics,
-    target_domain,
-)
-from genlab.tasks.common import instantiate_datamodule
+from genlab.metrics.translation import TRANSLATION_METRICS, TranslationScorer, resolve_translation_metrics
+from genlab.scoring.scorers import target_domain, translation_scorer
 from genlab.tasks.train import train
 
 CPU = torch.device("cpu")
 
 
 def make_scorer(cfg, cache, n: int = 10_000, metrics=TRANSLATION_METRICS, features=None) -> TranslationScorer:
-    return TranslationScorer(
-        cfg.data, cfg.eval, split="test", features=features, metrics=metrics, n=n, split_size=359,
-        cache_dir=cache, device=CPU,
+    datamodule = instantiate_datamodule(cfg, train=False)
+    return translation_scorer(
+        cfg.data, cfg.eval, split="test", features=features, metrics=metrics, n=n,
+        cache_dir=cache, device=CPU, datamodule=datamodule,
     )  # fmt: skip
 
 
@@ -45,7 +42,7 @@ def test_fid_of_a_perfect_translator_is_zero_and_corrupted_translations_score_wo
     scorer = make_scorer(cfg, eval_cache)
     # the dataset's feature network for digit targets: the digits reference classifier
     assert target_domain(cfg.data).name == "digits"
-    assert scorer.features == "classifier" and scorer.network.info["data"] == "digits"
+    assert scorer.network.name == "classifier" and scorer.network.info["data"] == "digits"
 
     targets_as_inputs = [(b, b) for _, b in pairs]
     torch.manual_seed(0)

@@ -7,13 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import compose_config, run_cli
+from conftest import compose_config, load_model, run_cli
 from eval_fixtures import make_run, once
 from PIL import Image
 
 from genlab.errors import GenlabError
 from genlab.models.ddpm import check_strength
-from genlab.tasks.common import load_run_config, load_trained_model
 
 TINY = [
     "data.image_size=16",
@@ -42,8 +41,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def model(runs):
-    cfg = load_run_config(runs["cddpm"])
-    return load_trained_model(cfg, runs["cddpm"] / "checkpoints" / "last.ckpt", torch.device("cpu"))
+    return load_model(runs["cddpm"])
 
 
 def images(n: int, seed: int = 0) -> torch.Tensor:
@@ -52,23 +50,23 @@ def images(n: int, seed: int = 0) -> torch.Tensor:
 
 def test_strength_zero_returns_the_input(model):
     x = images(3)
-    assert torch.equal(model.sdedit(x, 0.0, sampler="ddim", steps=5), x)
+    assert torch.equal(model.edit(x, 0.0, sampler="ddim", steps=5), x)
 
 
 def test_strength_one_is_sampling_from_scratch(model):
     labels = torch.tensor([1, 2, 3])
     kwargs = {"sampler": "ddim", "steps": 5, "guidance": 1.0}
     scratch = model.generate(3, labels=labels, generator=torch.Generator().manual_seed(7), **kwargs)
-    a = model.sdedit(images(3, 0), 1.0, labels, torch.Generator().manual_seed(7), **kwargs)
-    b = model.sdedit(images(3, 1), 1.0, labels, torch.Generator().manual_seed(7), **kwargs)
+    a = model.edit(images(3, 0), 1.0, labels, torch.Generator().manual_seed(7), **kwargs)
+    b = model.edit(images(3, 1), 1.0, labels, torch.Generator().manual_seed(7), **kwargs)
     assert torch.allclose(a, scratch, atol=1e-6) and torch.allclose(b, scratch, atol=1e-6)
 
 
 def test_intermediate_strength_stays_closer_to_the_input_than_high_strength(model):
     x = images(16, 3)
     gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    low = model.sdedit(x, 0.1, generator=gen(), sampler="ddpm")
-    high = model.sdedit(x, 0.9, generator=gen(), sampler="ddpm")
+    low = model.edit(x, 0.1, generator=gen(), sampler="ddpm")
+    high = model.edit(x, 0.9, generator=gen(), sampler="ddpm")
     assert (low - x).abs().mean() < (high - x).abs().mean()
     assert low.shape == x.shape and low.min() >= -1 and low.max() <= 1
 
@@ -103,7 +101,7 @@ def test_sample_split_train_writes_input_and_variation_columns(runs, tmp_path):
     assert grid.shape[:2] == (3 * 18 + 2, 5 * 18 + 2)
     arrays = np.load(written[1])
     assert arrays["inputs"].shape == (3, 1, 16, 16)
-    assert arrays["images"].shape == (3, 2, 2, 1, 16, 16)
+    assert arrays["images"].shape == (3, 2, 2, 1, 16, 16) and arrays["images"].dtype == np.uint8
     assert list(arrays["strengths"]) == [0.3, 0.7]
     assert arrays["labels"].shape == (3,)
 
@@ -153,4 +151,4 @@ def test_bad_sdedit_input(runs, tmp_path, args, message):
 def test_sdedit_from_a_gan_run_is_refused(runs, tmp_path):
     result = run_cli(["sample", f"run={runs['gan']}", "split=train", "strength=0.5"], tmp_path)
     assert result.returncode != 0
-    assert "split=train is not an option" in result.stderr and "Traceback" not in result.stderr
+    assert "model=gan cannot do" in result.stderr and "Traceback" not in result.stderr

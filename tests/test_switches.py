@@ -13,8 +13,8 @@ from torchvision.transforms import v2
 
 from genlab.augment import Augmentation, Cutout
 from genlab.augment.batched import batch_transform
+from genlab.build import instantiate_datamodule, instantiate_model, instantiate_trainer
 from genlab.errors import GenlabError
-from genlab.tasks.common import instantiate_datamodule, instantiate_model, instantiate_trainer
 from genlab.tasks.train import train
 
 QUIET = ["trainer.enable_progress_bar=false", "callbacks.progress_bar=null", "logger=none", "eval.n_at_end=0"]
@@ -54,7 +54,7 @@ def test_bf16_mixed_precision_trains_every_model(cfg_factory, name):
 
 
 def test_channels_last_and_compile_keep_the_checkpoint_keys(cfg_factory):
-    switches = ["model.channels_last=true", "model.compile=true", "model.compile_backend=eager"]
+    switches = ["speed.channels_last=true", "speed.compile=true", "speed.compile_backend=eager"]
     torch.manual_seed(0)
     plain = instantiate_model(cfg_factory("train", TINY["cnn"]))
     torch.manual_seed(0)
@@ -74,9 +74,9 @@ def test_channels_last_and_compile_keep_the_checkpoint_keys(cfg_factory):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["model=gan", "model.channels_last=true"], "no convolution layers"),
-        (["model=dcgan", "model.compile=true", "model.compile_backend=nonsense"], "not a torch.compile backend"),
-        (["model=dcgan", "model.compile=yes"], "model.compile=yes must be true or false"),
+        (["model=gan", "speed.channels_last=true"], "no convolution layers"),
+        (["model=dcgan", "speed.compile=true", "speed.compile_backend=nonsense"], "not a torch.compile backend"),
+        (["model=dcgan", "speed.compile=yes"], "speed.compile=yes must be true or false"),
     ],
 )
 def test_misused_model_switches_are_refused_by_name(cfg_factory, overrides, message):

@@ -143,7 +143,7 @@ def edits(run: Run, cfg: DictConfig, options: dict[str, Any], out: Path) -> list
         png_names = [f"{n}_s{s:g}_v{v}" for n in names for s in strengths for v in range(variations)]
         written.append(save_pngs(varied.flatten(0, 2), out / "images", png_names))
     elif cfg.format == "npz":
-        arrays = {"inputs": images, "images": varied.flatten(0, 1), "strengths": torch.tensor(strengths)}
+        arrays = {"inputs": images, "images": varied, "strengths": torch.tensor(strengths)}
         if labels is not None:
             arrays["labels"] = labels
         written.append(save_npz(out / "samples.npz", **arrays))
