@@ -117,11 +117,16 @@ def main(argv: list[str] | None = None) -> None:
     module = importlib.import_module(f"genlab.tasks.{command}")
     if not {"-h", "--help", "--hydra-help"} & set(args):
         check_group_options(args, module.CONFIG_PATH)
-    if hasattr(module, "rewrite_args"):
+    if not {"-h", "--help", "--hydra-help"} & set(args):
         from genlab.errors import GenlabError
+        from genlab.tasks.overrides import check_output_root, check_overrides
 
         try:
             args = module.rewrite_args(args)
+            if command != "train" or not any(a.startswith("resume=") for a in args):
+                cfg = check_overrides(command, args)
+                if cfg is not None:
+                    check_output_root(cfg)
         except GenlabError as err:
             print(f"genlab: error: {err}", file=sys.stderr)
             raise SystemExit(2) from None

@@ -89,7 +89,14 @@ def instantiate_loggers(cfg: DictConfig) -> list[Logger]:
 
 def instantiate_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> Trainer:
     """The Lightning Trainer from ``cfg.trainer``."""
-    check_precision(cfg.trainer.get("precision", "32-true"), cfg.trainer.get("accelerator", "auto"))
+    accelerator = cfg.trainer.get("accelerator", "auto")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise GenlabError(
+            f"trainer.accelerator={accelerator} needs a CUDA GPU, but torch {torch.__version__} sees none on this "
+            "machine: train on the CPU with trainer=cpu (or the default trainer.accelerator=auto), or install a "
+            "CUDA build of torch on a machine with a GPU."
+        )
+    check_precision(cfg.trainer.get("precision", "32-true"), accelerator)
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 

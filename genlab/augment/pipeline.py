@@ -8,6 +8,7 @@ from torch import Tensor
 from torchvision.transforms import v2
 
 from genlab.augment.batched import batch_transform
+from genlab.augment.ranges import check_ranges
 from genlab.errors import GenlabError
 
 
@@ -32,6 +33,7 @@ class Augmentation:
     ) -> None:
         if not isinstance(on_device, bool):
             raise GenlabError(f"augment.on_device={on_device} must be true or false.")
+        check_ranges(transforms)
         self.name = name
         self.on_device = on_device
         self.per_sample = v2.Compose(list(transforms)) if transforms else None

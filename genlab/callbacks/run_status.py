@@ -7,7 +7,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 from pytorch_lightning import Callback
 
-from genlab.errors import TrainingDivergedError
+from genlab.errors import GenlabError, TrainingDivergedError
 from genlab.io import scalar_metrics, write_json
 
 
@@ -32,7 +32,12 @@ class RunStatus(Callback):
         else:
             status = "failed"
         metrics = scalar_metrics(trainer.callback_metrics)
+        error = (
+            str(exception)
+            if isinstance(exception, GenlabError)
+            else f"{type(exception).__name__}: " + (str(exception).splitlines()[0] if str(exception) else "")
+        )
         write_json(
             self.run_dir / "metrics.json",
-            {**metrics, "status": status, "global_step": trainer.global_step, "error": str(exception)[:500]},
+            {**metrics, "status": status, "global_step": trainer.global_step, "error": error[:500]},
         )

@@ -126,6 +126,12 @@ class ImageDataModule(LightningDataModule):
         if self.train_per_class is not None:
             splits["train"] = self._few_shot(splits["train"])
         for split, data in splits.items():
+            if isinstance(data, TensorSplit) and data.images.shape[1] != self.channels:
+                have = data.images.shape[1]
+                raise GenlabError(
+                    f"data.channels={self.channels}, but data={self.name} holds {have}-channel images: keep "
+                    f"data.channels={have} (models read it to size their networks)."
+                )
             if isinstance(data, TensorSplit):
                 self.datasets[split] = InMemoryImages(data, transform if split == "train" else None)
             else:

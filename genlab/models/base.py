@@ -34,6 +34,31 @@ class GenlabModule(StepLogging):
         self.default_epochs = epochs
         self.monitor = dict(monitor or {})
 
+    def setup(self, stage: str) -> None:
+        """Check the model against the data it is given, before the first step (:meth:`check_data`)."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None:
+            self.check_data(datamodule)
+
+    def check_data(self, datamodule: Any) -> None:
+        """Raise a GenlabError naming the option when the model cannot train on ``datamodule``."""
+
+
+def check_image_data(name: str, image_shape: tuple[int, ...], num_classes: int, datamodule: Any) -> None:
+    """The checks of a model that makes or reads images of ``image_shape`` with ``num_classes`` labels (0: none)."""
+    have = (datamodule.channels, datamodule.image_size, datamodule.image_size)
+    if tuple(image_shape) != have:
+        raise GenlabError(
+            f"model={name} was built for images of shape {tuple(image_shape)} (channels, height, width) but "
+            f"data={datamodule.name} delivers {have}: keep the model's ${{data.channels}} and ${{data.image_size}} "
+            "interpolations (or set data.channels / data.image_size instead)."
+        )
+    if num_classes > 0 and num_classes != datamodule.num_classes:
+        raise GenlabError(
+            f"model={name} was built for {num_classes} classes but data={datamodule.name} has "
+            f"{datamodule.num_classes}: keep model.num_classes=${{data.num_classes}}."
+        )
+
 
 def check_finite(loss: torch.Tensor, name: str, step: int, epoch: int, advice: str) -> None:
     """Raise :class:`~genlab.errors.TrainingDivergedError` naming the loss, step and epoch when it is NaN/inf."""

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from genlab.errors import GenlabError
 from genlab.models.base import GenlabModule, OptimizerFactory, check_finite, make_optimizer
 
 
@@ -44,6 +45,13 @@ class ClassifierModule(GenlabModule):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+    def check_data(self, datamodule: Any) -> None:
+        if datamodule.num_classes != self.num_classes:
+            raise GenlabError(
+                f"model={self.config_name} was built for {self.num_classes} classes but data={datamodule.name} has "
+                f"{datamodule.num_classes}: keep model.num_classes=${{data.num_classes}}."
+            )
 
     def classify(self, images: Tensor) -> Tensor:
         """Logits (N, num_classes) of images in [-1, 1] (capability Classifies)."""

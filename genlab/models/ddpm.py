@@ -17,7 +17,7 @@ from genlab.diffusion.samplers.ddpm import DDPMSampler
 from genlab.diffusion.schedules import NoiseSchedule
 from genlab.diffusion.sdedit import check_strength, noised
 from genlab.errors import GenlabError
-from genlab.models.base import GenlabModule, OptimizerFactory, check_finite, make_optimizer
+from genlab.models.base import GenlabModule, OptimizerFactory, check_finite, check_image_data, make_optimizer
 from genlab.models.ema import EMA, migrate_ema_state
 from genlab.noise.priors import GaussianNoise, NoiseDist
 
@@ -131,6 +131,9 @@ class DiffusionModule(GenlabModule):
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer=optimizer)}
+
+    def check_data(self, datamodule: Any) -> None:
+        check_image_data(self.config_name, self.image_shape, self.num_classes, datamodule)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         migrate_ema_state(checkpoint["state_dict"], "ema_net", int(checkpoint.get("global_step", 0)))

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from genlab.errors import GenlabError
 from genlab.models.adversarial import AdversarialModule, eval_mode, frozen
-from genlab.models.base import OptimizerFactory, make_optimizer
+from genlab.models.base import OptimizerFactory, check_image_data, make_optimizer
 from genlab.models.ema import EMA, migrate_ema_state
 from genlab.models.losses import GANLoss
 from genlab.noise.priors import NoiseDist
@@ -108,6 +108,9 @@ class GANModule(AdversarialModule):
                 "(use model/head=realfake with model/loss=wgan_gp)."
             )
         return tuple(fake.shape[1:])
+
+    def check_data(self, datamodule: Any) -> None:
+        check_image_data(self.config_name, self.image_shape, self.num_classes, datamodule)
 
     # ---- generation (capabilities Generates, Interpolates) ------------------------------------------
 

@@ -107,10 +107,7 @@ class Pix2PixModule(AdversarialModule):
         return self.translate(inputs)
 
     # ----------------------------------------------------------------- training
-    def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is None:
-            return
+    def check_data(self, datamodule: Any) -> None:
         if not isinstance(datamodule, PairedDataModule):
             raise GenlabError(
                 f"model=pix2pix needs a paired dataset (batches of input A and target B images), but "

@@ -52,3 +52,8 @@ def augment_preview(cfg: DictConfig) -> Path:
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``genlab augment``."""
     run_task(augment_preview, cfg)
+
+
+def rewrite_args(args: list[str]) -> list[str]:
+    """``genlab augment`` takes its overrides as they are."""
+    return args

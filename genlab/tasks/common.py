@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import sys
 import warnings
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.errors import InstantiationException
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 
 from genlab.build import CONFIG_DIR, compose_config
@@ -33,11 +35,20 @@ def user_error_message(err: BaseException) -> str | None:
     """The message to show for an error the user can fix, or None for a bug."""
     if isinstance(err, GenlabError):
         return str(err)
+    if isinstance(err, MisconfigurationException):
+        return f"the trainer settings do not fit together: {err} (see the trainer.* and callbacks.* options)."
     if isinstance(err, InstantiationException):
         cause = err.__cause__
-        if isinstance(cause, GenlabError):
-            return str(cause)
-        return str(err).strip()
+        if isinstance(cause, GenlabError | MisconfigurationException):
+            return user_error_message(cause)
+        node = re.search(r"full_key: (\S+)", str(err))
+        argument = re.search(r"unexpected keyword argument '(\w+)'", str(cause))
+        if node and argument:
+            key = f"{node.group(1)}.{argument.group(1)}"
+            return f"{key} is not an argument of {node.group(1)}'s _target_: remove it or check its spelling."
+        if node and isinstance(cause, ValueError | TypeError):
+            return f"{node.group(1)}: {cause} (check the options of {node.group(1)})."
+        return " ".join(str(err).split())
     return None
 
 

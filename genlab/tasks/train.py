@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning import seed_everything
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
+from genlab.api import Run
 from genlab.build import (
+    compose_config,
     instantiate_callbacks,
     instantiate_datamodule,
     instantiate_loggers,
@@ -137,3 +140,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``genlab train``."""
     run_task(train, cfg)
+
+
+def train_in_python(overrides: list[str]) -> Run:
+    """``genlab.train``: compose the train config, train into a new run folder, return the loaded run."""
+    cfg = compose_config("train", overrides)
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
+    run_dir = Path(cfg.paths.output_root).resolve() / "train" / f"{stamp}_{cfg.model.name}_{cfg.data.name}"
+    with open_dict(cfg):
+        cfg.paths.run_dir = str(run_dir)
+    (run_dir / ".hydra").mkdir(parents=True)
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml", resolve=False)
+    OmegaConf.save(OmegaConf.create(overrides), run_dir / ".hydra" / "overrides.yaml")
+    metrics = train(cfg)
+    if metrics.get("status") != "completed":
+        raise GenlabError(f"training ended '{metrics.get('status')}': see {run_dir / 'metrics.json'}.")
+    return Run.load(run_dir)
