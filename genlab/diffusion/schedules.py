@@ -109,6 +109,31 @@ class NoiseSchedule(nn.Module):
         )
         return mean, _extract(self.posterior_variance, t, x_t.ndim)
 
+    def log_sigmas(self, like: Tensor) -> Tensor:
+        """log σ_t of EDM's σ_t = √((1 − ᾱ_t)/ᾱ_t) for t = 0..T − 1 (increasing), in ``like``'s dtype and device."""
+        alphas_cumprod = self.alphas_cumprod.to(like.device).to(like.dtype)
+        return 0.5 * (torch.log1p(-alphas_cumprod) - torch.log(alphas_cumprod))
+
+    def sigma_at(self, t: Tensor) -> Tensor:
+        """σ(t) at (possibly fractional) timesteps ``t``: the table at integers, log σ linear in between."""
+        t = t if t.is_floating_point() else t.double()
+        log_sigmas = self.log_sigmas(t)
+        low = t.clamp(0, self.timesteps - 1).floor().long().clamp(max=max(self.timesteps - 2, 0))
+        high = (low + 1).clamp(max=self.timesteps - 1)
+        w = t.clamp(0, self.timesteps - 1) - low
+        return ((1 - w) * log_sigmas[low] + w * log_sigmas[high]).exp()
+
+    def timestep_at(self, sigma: Tensor) -> Tensor:
+        """The inverse of :meth:`sigma_at`: the fractional timestep of noise level σ, clamped to [0, T − 1]."""
+        log_sigmas = self.log_sigmas(sigma)
+        if self.timesteps == 1:
+            return torch.zeros_like(sigma)
+        log_sigma = sigma.log().clamp(log_sigmas[0], log_sigmas[-1])
+        high = torch.searchsorted(log_sigmas, log_sigma).clamp(1, self.timesteps - 1)
+        low_value, high_value = log_sigmas[high - 1], log_sigmas[high]
+        w = (log_sigma - low_value) / (high_value - low_value).clamp_min(torch.finfo(sigma.dtype).tiny)
+        return high - 1 + w
+
 
 class LinearSchedule(NoiseSchedule):
     """β_t linear from ``beta_start`` to ``beta_end`` over ``timesteps`` steps (Ho et al. 2020)."""
