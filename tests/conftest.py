@@ -78,6 +78,7 @@ DATA_OVERRIDES = {
     "celeba": ["data.num_workers=0", "data.batch_size=4"],
     "image_folder": ["data.num_workers=0", "data.num_classes=2", "data.batch_size=4"],
     "paired_folder": ["data.num_workers=0", "data.image_size=32", "data.load_size=36", "data.batch_size=2"],
+    "unpaired_folder": ["data.num_workers=0", "data.image_size=32", "data.load_size=36", "data.batch_size=2"],
 }
 
 

@@ -43,6 +43,19 @@ def write_pairs(folder: Path, n: int, size: int = 32, suffix: str = ".jpg", seed
         Image.fromarray(np.concatenate([a, 255 - a], axis=1)).save(folder / f"{i:03d}{suffix}")
 
 
+def write_unpaired(root: Path, sizes: dict[str, int] | None = None, size: tuple[int, int] = (40, 36)) -> Path:
+    """CycleGAN's layout root/{trainA,trainB,testA,testB}/*.png: constant RGB images whose value
+    tags them (A: 10·i, B: 100 + 10·i), so a tag survives resizing, cropping and flipping."""
+    sizes = sizes or {"trainA": 5, "trainB": 3, "testA": 2, "testB": 3}
+    for folder, n in sizes.items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            value = 10 * i + (100 if folder.endswith("B") else 0)
+            image = np.full((size[1], size[0], 3), value, dtype=np.uint8)
+            Image.fromarray(image).save(root / folder / f"{i:03d}.png")
+    return root
+
+
 def write_all(root: Path) -> Path:
     """Every fixture dataset under ``root`` (the value for paths.data_dir)."""
     write_mnist(root, "MNIST")
@@ -52,4 +65,5 @@ def write_all(root: Path) -> Path:
     write_image_folder(root / "folder")
     for split, n in (("train", 4), ("val", 2), ("test", 2)):
         write_pairs(root / "facades" / split, n, seed=len(split))
+    write_unpaired(root / "horse2zebra")
     return root

@@ -1,15 +1,22 @@
-"""The conditional PatchGAN discriminator of pix2pix (the official ``NLayerDiscriminator``).
+"""The PatchGAN discriminator of pix2pix and CycleGAN (the official ``NLayerDiscriminator``).
 
-It classifies every overlapping patch of ``concat(A, B)`` as real or fake and returns a grid
-of logits (one per patch, no sigmoid). With ``n_layers=3`` each logit sees a 70×70 patch.
-State sizes for a 256×256 input, ndf=64, n_layers=3::
+It classifies every overlapping patch of its input as real or fake and returns a grid of logits
+(one per patch, no sigmoid). With ``n_layers=3`` each logit sees a 70×70 patch.
 
-    concat(A, B)   6 × 256 × 256
+- pix2pix (conditional, batch norm): the input is ``concat(A, B)``, ``condition_channels`` = A's.
+- CycleGAN (unconditional, ``condition_channels=0``, ``norm="instance"``): the input is the image
+  alone; instance norm has no affine parameters, so the normalized convolutions keep their bias.
+
+State sizes for a 256×256 input, ndf=64, n_layers=3 (pix2pix: 6 input channels; CycleGAN: 3)::
+
+    concat(A, B) or B   6 or 3 × 256 × 256
     conv s2       64 × 128 × 128   LeakyReLU
-    conv s2      128 ×  64 ×  64   BatchNorm, LeakyReLU
-    conv s2      256 ×  32 ×  32   BatchNorm, LeakyReLU
-    conv s1      512 ×  31 ×  31   BatchNorm, LeakyReLU
+    conv s2      128 ×  64 ×  64   norm, LeakyReLU
+    conv s2      256 ×  32 ×  32   norm, LeakyReLU
+    conv s1      512 ×  31 ×  31   norm, LeakyReLU
     conv s1        1 ×  30 ×  30   patch logits
+
+Parameters: 2,768,705 (pix2pix, 6 channels, batch norm), 2,764,737 (CycleGAN, 3 channels, instance norm).
 """
 
 from __future__ import annotations
@@ -47,14 +54,14 @@ def output_size(image_size: int, n_layers: int) -> int:
 
 
 class PatchGANDiscriminator(nn.Module):
-    """Conditional PatchGAN: ``D(concat(A, B))`` → logits (N, 1, P, P).
+    """PatchGAN: ``D(concat(A, B))`` (conditional) or ``D(B)`` (unconditional) → logits (N, 1, P, P).
 
     Args:
         in_channels: channels of the image judged (B, real or generated).
         condition_channels: channels of the condition A concatenated in front of it (0: unconditional).
         ndf: filters of the first convolution; layer n has ``ndf * min(2**n, 8)``.
         n_layers: stride-2 convolutions (3: 70×70 patches, see :func:`receptive_field`).
-        norm: ``batch`` or ``instance``.
+        norm: ``batch`` (pix2pix) or ``instance`` (CycleGAN; not affine, the convolutions keep their bias).
         image_size: when given, checked to leave at least one patch.
     """
 
@@ -93,5 +100,5 @@ class PatchGANDiscriminator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        """``concat(A, B)`` (N, condition_channels + in_channels, S, S) → patch logits (N, 1, P, P)."""
+        """``concat(A, B)`` or B alone (N, condition_channels + in_channels, S, S) → logits (N, 1, P, P)."""
         return self.net(x)

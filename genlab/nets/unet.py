@@ -45,12 +45,15 @@ def auto_depth(image_size: int) -> int:
 
 
 def norm_layer(norm: str, channels: int) -> nn.Module:
-    """BatchNorm2d (affine) or InstanceNorm2d (not affine), as in the official code."""
+    """BatchNorm2d (affine, running statistics) or InstanceNorm2d (no affine parameters and no running
+    statistics: each image is normalized by its own mean and variance), as in the official code."""
     if norm == "batch":
         return nn.BatchNorm2d(channels)
     if norm == "instance":
-        return nn.InstanceNorm2d(channels)
-    raise GenlabError(f"norm={norm} is not a normalization of the U-Net / PatchGAN: use batch or instance.")
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    raise GenlabError(
+        f"norm={norm} is not a normalization of the U-Net, ResNet or PatchGAN nets: use batch or instance."
+    )
 
 
 class UNetGenerator(nn.Module):
