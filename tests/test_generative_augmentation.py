@@ -13,9 +13,8 @@ from conftest import FAST, compose_config, run_cli
 from eval_fixtures import SEARCHPATH, cli_env, make_run, once
 from hydra.errors import InstantiationException
 
-from genlab.data.base import MixedBatchSampler
 from genlab.data.digits import DigitsDataModule
-from genlab.data.sampling import synthetic_share
+from genlab.data.sampling import MixedBatchSampler, synthetic_share
 from genlab.errors import GenlabError
 
 SIZE = ["data.image_size=16"]

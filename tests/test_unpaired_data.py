@@ -12,10 +12,10 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from PIL import Image
 
-from genlab.data.paired import sobel_edges
+from genlab.build import instantiate_datamodule
+from genlab.data.pair_datasets import sobel_edges
 from genlab.data.unpaired import UnpairedBatchSampler, UnpairedDataModule, eval_batches
 from genlab.errors import DatasetNotFoundError, GenlabError
-from genlab.tasks.common import instantiate_datamodule
 
 FOLDER = ["data=unpaired_folder", "data.num_workers=0", "data.image_size=32", "data.load_size=36"]
 
@@ -116,7 +116,7 @@ def test_a_truncated_image_fails_clearly_when_read(cfg_factory, tmp_path):
     path = root / "trainA" / "000.png"
     path.write_bytes(path.read_bytes()[:60])
     data = folder_data(cfg_factory, root)
-    with pytest.raises(GenlabError, match=r"cannot read the image file .*000\.png"):
+    with pytest.raises(GenlabError, match=r"image file .*000\.png cannot be read"):
         data.fixed_domain_images("train", 1, "A")
 
 

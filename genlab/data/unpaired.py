@@ -30,21 +30,14 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from genlab.data.base import FileImages, ImageDataModule, InMemoryImages, TensorSplit, list_images, to_model_range
-from genlab.data.paired import sobel_edges
+from genlab.data.base import ImageDataModule
+from genlab.data.datasets import FileImages, InMemoryImages, TensorSplit, list_images, read_image_uint8
+from genlab.data.pair_datasets import sobel_edges
 from genlab.errors import DatasetNotFoundError, GenlabError
+from genlab.imaging import to_model_range
 
 DOMAINS = ("A", "B")
 Domain = InMemoryImages | FileImages
-
-
-def read_image(path: Path, mode: str) -> Tensor:
-    """An image file as uint8 (C, H, W) in PIL ``mode`` (L or RGB); a clear error if it cannot be read."""
-    try:
-        with Image.open(path) as pil:
-            return TF.pil_to_tensor(pil.convert(mode))
-    except (UnidentifiedImageError, OSError) as err:
-        raise GenlabError(f"cannot read the image file {path} ({err}): replace or remove it.") from None
 
 
 class DomainFiles(FileImages):
@@ -59,14 +52,14 @@ class DomainFiles(FileImages):
         self.train = train
         self.hflip_p = hflip_p
 
-    def load_uint8(self, i: int) -> Tensor:
-        image = read_image(self.paths[i], self.mode)
-        return TF.resize(image, [self.image_size, self.image_size], antialias=True)
-
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
         if not self.train:
             return super().__getitem__(i)
-        image = TF.resize(read_image(self.paths[i], self.mode), [self.load_size, self.load_size], antialias=True)
+        image = TF.resize(
+            read_image_uint8(self.paths[i], "L" if self.channels == 1 else "RGB"),
+            [self.load_size, self.load_size],
+            antialias=True,
+        )
         top, left, height, width = v2.RandomCrop.get_params(image, (self.image_size, self.image_size))
         image = TF.crop(image, top, left, height, width)
         if self.hflip_p > 0 and float(torch.rand(())) < self.hflip_p:
