@@ -35,6 +35,26 @@ def dcgan_init(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+def dcgan_trunk(ndf: int, channels: int, image_size: int, batch_norm: bool = True) -> tuple[nn.Sequential, int]:
+    """The DCGAN discriminator's body: image (N, C, S, S) → flattened 4×4 features (N, F); returns (net, F).
+
+    Strided 4×4 convs halve the size down to 4×4, widths double from ``ndf``; LeakyReLU(0.2),
+    BatchNorm after the inner convs when ``batch_norm``. Shared by the discriminator and the VAE encoder.
+    """
+    blocks = num_blocks(image_size)
+    # input (channels) × image_size × image_size → state size (ndf) × image_size/2 × image_size/2
+    layers: list[nn.Module] = [nn.Conv2d(channels, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
+    width = ndf
+    for _ in range(blocks - 1):
+        # state size (width) × s × s → (2·width) × s/2 × s/2, down to (ndf·2^(blocks-1)) × 4 × 4
+        layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False)]
+        layers += [nn.BatchNorm2d(width * 2)] if batch_norm else []
+        layers += [nn.LeakyReLU(0.2, inplace=True)]
+        width *= 2
+    layers += [nn.Flatten()]  # state size (ndf·2^(blocks-1)·16)
+    return nn.Sequential(*layers), width * 16
+
+
 class DCGANGenerator(nn.Module):
     """z (N, nz) → image (N, C, S, S) in [-1, 1]: transposed convs, BatchNorm, ReLU, Tanh.
 
@@ -79,10 +99,17 @@ class DCGANGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
         self.apply(dcgan_init)
 
-    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+    def forward(self, z: Tensor, labels: Tensor | None = None, logits: bool = False) -> Tensor:
+        """Images in [-1, 1]; with ``logits=True`` the Bernoulli logits of the [0, 1] pixel intensities.
+
+        The last layer's pre-activation ``a`` gives both: ``tanh(a) = 2·sigmoid(2a) - 1``, so ``2a``
+        are the logits of ``(image + 1) / 2`` (what a VAE's Bernoulli likelihood and
+        ``BCEWithLogits`` need), with no second network.
+        """
         if self.embed is not None:
             z = torch.cat([z, self.embed(labels)], dim=1)
-        return self.net(z[:, :, None, None])
+        z = z[:, :, None, None]
+        return 2 * self.net[:-1](z) if logits else self.net(z)
 
 
 class DCGANDiscriminator(nn.Module):
@@ -107,19 +134,8 @@ class DCGANDiscriminator(nn.Module):
         head: Callable[[int], nn.Module] | None = None,
     ) -> None:
         super().__init__()
-        blocks = num_blocks(image_size)
-        # input (channels) × image_size × image_size → state size (ndf) × image_size/2 × image_size/2
-        layers: list[nn.Module] = [nn.Conv2d(channels, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
-        width = ndf
-        for _ in range(blocks - 1):
-            # state size (width) × s × s → (2·width) × s/2 × s/2, down to (ndf·2^(blocks-1)) × 4 × 4
-            layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False)]
-            layers += [nn.BatchNorm2d(width * 2)] if batch_norm else []
-            layers += [nn.LeakyReLU(0.2, inplace=True)]
-            width *= 2
-        layers += [nn.Flatten()]  # state size (ndf·2^(blocks-1)·16)
-        self.trunk = nn.Sequential(*layers)
-        self.head = (head or RealFakeHead)(width * 16)
+        self.trunk, features = dcgan_trunk(ndf, channels, image_size, batch_norm)
+        self.head = (head or RealFakeHead)(features)
         self.apply(dcgan_init)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
