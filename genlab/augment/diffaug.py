@@ -186,14 +186,14 @@ class DiffAugment:
         return sub if params.index is None else x.index_copy(0, params.index, sub)
 
     def _translate(self, x: Tensor, shift: Tensor) -> Tensor:
-        """Whole-pixel shift with zero padding, by two gathers on the zero-padded batch."""
+        """Whole-pixel shift with zero padding: one gather from the zero-padded batch."""
         m, c, h, w = x.shape
         sy, sx = _shift(h, self.translation_ratio), _shift(w, self.translation_ratio)
-        padded = torch.nn.functional.pad(x, (sx, sx, sy, sy))
-        rows = torch.arange(h, device=x.device) + shift[:, :1] + sy  # (M, H) rows of ``padded``
+        padded = torch.nn.functional.pad(x, (sx, sx, sy, sy)).flatten(2)  # (M, C, (H + 2sy)·(W + 2sx))
+        rows = torch.arange(h, device=x.device) + shift[:, :1] + sy  # (M, H) rows of the padded image
         cols = torch.arange(w, device=x.device) + shift[:, 1:] + sx  # (M, W)
-        out = padded.gather(2, rows.view(m, 1, h, 1).expand(m, c, h, w + 2 * sx))
-        return out.gather(3, cols.view(m, 1, 1, w).expand(m, c, h, w))
+        index = (rows[:, :, None] * (w + 2 * sx) + cols[:, None, :]).view(m, 1, h * w).expand(m, c, h * w)
+        return padded.gather(2, index).view(m, c, h, w)
 
     def _cutout(self, x: Tensor, corner: Tensor) -> Tensor:
         h, w = x.shape[-2:]
