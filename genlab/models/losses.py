@@ -102,6 +102,26 @@ class WGANGPLoss(GANLoss):
         return output.mean()
 
 
+class HingeLoss(GANLoss):
+    """Hinge loss (Lim & Ye, 2017; Miyato et al., 2018), the SN-GAN / BigGAN / StudioGAN default.
+
+    D minimises E[relu(1 − D(x))] + E[relu(1 + D(G(z)))]; G minimises −E[D(G(z))]. ``score`` is
+    the mean raw output (not a probability): D aims at ≥ 1 on real, ≤ −1 on fake.
+    """
+
+    def discriminator_loss(self, d, real, fake, labels):
+        out_real, out_fake = d(real, labels), d(fake, labels)
+        loss = F.relu(1 - out_real).mean() + F.relu(1 + out_fake).mean()
+        return loss, out_real, out_fake
+
+    def generator_loss(self, d, fake, labels):
+        out_fake = d(fake, labels)
+        return -out_fake.mean(), out_fake
+
+    def score(self, output: Tensor) -> Tensor:
+        return output.mean()
+
+
 class MulticlassLoss(GANLoss):
     """The K+1-way discriminator: real images → their class, fakes → class K ("fake").
 

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from genlab.errors import GenlabError
 from genlab.nets.gan_heads import RealFakeHead
+from genlab.nets.spectral import check_spectral_norm, spectral_normalise
 
 
 def num_blocks(image_size: int) -> int:
@@ -123,6 +124,8 @@ class DCGANDiscriminator(nn.Module):
         channels, image_size: the images it judges (image_size a power of two ≥ 8).
         batch_norm: BatchNorm after the inner convs (turned off for a WGAN-GP critic).
         head: ``head(in_features)`` builds the output head (default: one real/fake logit).
+        spectral_norm: spectrally normalise every conv and the head's layers (genlab.nets.spectral);
+            needs ``batch_norm=False``.
     """
 
     def __init__(
@@ -132,11 +135,15 @@ class DCGANDiscriminator(nn.Module):
         image_size: int = 64,
         batch_norm: bool = True,
         head: Callable[[int], nn.Module] | None = None,
+        spectral_norm: bool = False,
     ) -> None:
         super().__init__()
         self.trunk, features = dcgan_trunk(ndf, channels, image_size, batch_norm)
         self.head = (head or RealFakeHead)(features)
         self.apply(dcgan_init)
+        if spectral_norm:
+            check_spectral_norm(batch_norm, self.head)
+            spectral_normalise(self)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         return self.head(self.trunk(x), labels)

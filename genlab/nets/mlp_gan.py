@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from genlab.nets.gan_heads import RealFakeHead
+from genlab.nets.spectral import check_spectral_norm, spectral_normalise
 
 
 class MLPGenerator(nn.Module):
@@ -62,6 +63,8 @@ class MLPDiscriminator(nn.Module):
         dropout: dropout after each hidden layer.
         batch_norm: BatchNorm1d after each hidden linear layer (off by default; never for a WGAN-GP critic).
         head: ``head(in_features)`` builds the output head (default: one real/fake logit).
+        spectral_norm: spectrally normalise every linear layer, the head's included (genlab.nets.spectral);
+            needs ``batch_norm=False``.
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class MLPDiscriminator(nn.Module):
         dropout: float = 0.0,
         batch_norm: bool = False,
         head: Callable[[int], nn.Module] | None = None,
+        spectral_norm: bool = False,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
@@ -84,6 +88,9 @@ class MLPDiscriminator(nn.Module):
             width = out
         self.trunk = nn.Sequential(*layers)
         self.head = (head or RealFakeHead)(width)
+        if spectral_norm:
+            check_spectral_norm(batch_norm, self.head)
+            spectral_normalise(self)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         return self.head(self.trunk(x), labels)
