@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from genlab.data.base import to_model_range
 from genlab.data.digits import DigitsDataModule
 from genlab.errors import GenlabError
+from genlab.imaging import to_model_range
 from genlab.nets.autoencoder import DenoisingAutoencoder, add_noise
 
 

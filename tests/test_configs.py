@@ -8,6 +8,7 @@ import pytest
 from conftest import FAST, data_overrides
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning import LightningModule
 
 from genlab.build import (
     CONFIG_DIR,
@@ -21,6 +22,9 @@ from genlab.build import (
 GROUPS = [
     "data",
     "model",
+    "model/loss",
+    "model/head",
+    "model/sampler",
     "noise_dist",
     "schedule",
     "trainer",
@@ -46,6 +50,14 @@ def test_every_group_of_the_design_exists():
 def test_option_composes_and_instantiates(cfg_factory, data_root, tmp_path, group, option):
     if group == "data":
         overrides = data_overrides(option, data_root)
+    elif group in ("model/loss", "model/head"):
+        overrides = ["model=cgan", f"{group}={option}"]
+        if option == "multiclass":
+            overrides = ["model=cgan", "model/head=multiclass"]
+        if option == "hinge":
+            overrides.append("model.discriminator.head._target_=genlab.nets.gan_heads.RealFakeHead")
+    elif group == "model/sampler":
+        overrides = ["model=ddpm", f"{group}={option}"]
     elif group in ("hydra", "paths"):
         overrides = []
     else:
@@ -57,7 +69,11 @@ def test_option_composes_and_instantiates(cfg_factory, data_root, tmp_path, grou
     if group == "data":
         instantiate_datamodule(cfg).setup()
     elif group == "model":
+        # a model node is a plain Hydra object: hydra.utils.instantiate alone builds it
+        assert isinstance(instantiate(cfg.model), LightningModule)
         instantiate_model(cfg)
+    elif group.startswith("model/"):
+        assert isinstance(instantiate(cfg.model), LightningModule)
     elif group in ("noise_dist", "schedule", "augment"):
         instantiate(cfg[group])
     elif group == "logger":

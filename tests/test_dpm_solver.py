@@ -168,6 +168,6 @@ def test_steps_beyond_the_schedule_are_refused_when_sampling():
 
 
 def test_registered_by_name_and_built_from_its_yaml():
-    cfg = OmegaConf.load(REPO / "configs/sampler/dpm_solver.yaml")
+    cfg = OmegaConf.load(REPO / "configs/model/sampler/dpm_solver.yaml")
     assert instantiate(cfg) == DPMSolverSampler() == make_sampler("dpm_solver")
     assert DPMSolverSampler(steps=9).options() == {"sampler": "dpm_solver", "clip_x0": True, "steps": 9}

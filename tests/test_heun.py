@@ -159,7 +159,7 @@ def test_steps_below_three_are_refused(steps):
 
 
 def test_registered_by_name_and_built_from_its_yaml():
-    cfg = OmegaConf.load(REPO / "configs/sampler/heun.yaml")
+    cfg = OmegaConf.load(REPO / "configs/model/sampler/heun.yaml")
     assert instantiate(cfg) == HeunSampler() == make_sampler("heun")
     assert HeunSampler().nfe(1000) == 19
     assert HeunSampler(steps=9).options() == {"sampler": "heun", "clip_x0": True, "steps": 9}

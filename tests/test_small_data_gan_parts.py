@@ -8,12 +8,12 @@ from hydra.utils import instantiate
 from torch import nn
 from torch.nn.utils import parametrize
 
+from genlab.build import instantiate_model
 from genlab.errors import GenlabError
 from genlab.models.losses import HingeLoss
 from genlab.nets.dcgan import DCGANDiscriminator
 from genlab.nets.gan_heads import MulticlassHead, RealFakeHead
 from genlab.nets.mlp_gan import MLPDiscriminator
-from genlab.tasks.common import instantiate_model
 
 
 def logits_as_d(x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
-from genlab.data.base import resize_uint8
+from genlab.data.datasets import resize_uint8
 from genlab.errors import GenlabError
 from genlab.models.elbo import (
     bernoulli_nll,

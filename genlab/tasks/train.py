@@ -86,9 +86,24 @@ def resume_checkpoint(cfg: DictConfig) -> str | None:
     return str(Path(cfg.resume) / "checkpoints" / "last.ckpt") if cfg.get("resume") else None
 
 
+def keep_csv_logs_of_earlier_segments(cfg: DictConfig) -> None:
+    """On resume, the CSV logger writes into ``csv/resume_<k>/``: Lightning's CSV logger rewrites its
+    folder's metrics.csv, which would drop the rows logged before the interruption."""
+    csv_node = (cfg.get("logger") or {}).get("csv")
+    if not cfg.get("resume") or csv_node is None:
+        return
+    folder = Path(str(csv_node.save_dir)) / str(csv_node.name)
+    k = 1
+    while (folder / f"resume_{k}").exists():
+        k += 1
+    with open_dict(cfg):
+        csv_node.version = f"resume_{k}"
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Build everything from ``cfg``, fit, test the best checkpoint, write ``metrics.json``."""
     migrate_config(cfg)
+    keep_csv_logs_of_earlier_segments(cfg)
     seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.paths.run_dir)
     datamodule = instantiate_datamodule(cfg)
