@@ -9,6 +9,7 @@ from genlab.errors import GenlabError
 # Integer options (where present in a command's config) and their smallest allowed value.
 INTEGER_OPTIONS: dict[str, int | None] = {
     "seed": None,
+    "threads": 1,
     "n": 1,
     "steps": 1,
     "trainer.max_epochs": -1,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import torch
@@ -51,7 +52,24 @@ CASES = {
     "sample of a crafted checkpoint": (["sample", "run=EVIL"], "refused to load"),
     "unknown feature network": (["eval", "run=GOOD", "features=nosuch"], "features=nosuch"),
     "augment n=0": (["augment", "n=0"], "n=0"),
+    # first-run mistakes: advice instead of Hydra's or torch's report
+    "typo in a key": (["train", "trainer.max_epoch=3"], "did you mean trainer.max_epochs"),
+    "a bare learning rate": (["train", "lr=0.01"], "model.optimizer_g.lr"),
+    "a negative learning rate": (["train", "model.optimizer_g.lr=-0.01"], "Invalid learning rate: -0.01"),
+    "3 channels on grey digits": (["train", "data.channels=3"], "keep data.channels=1"),
+    "5 classes on 10-class data": (["train", "model=cgan", "model.num_classes=5"], "keep model.num_classes"),
+    "an output root that cannot be written": (["train", "paths.output_root=/proc/genlab"], "cannot be written"),
+    "a corrupt image in a folder": (
+        ["train", "model=dcgan", "data=image_folder", "data.root=BROKENIMAGES", "data.image_size=8", *FAST],
+        "cannot be read",
+    ),
+    "resume of a complete run": (["train", "resume=GOOD"], "already complete"),
+    "an unknown sample format": (["sample", "run=GOOD", "format=jpg"], "format=jpg"),
+    "another model's sampling option": (["sample", "run=GOOD", "steps=5"], "steps=5 is not an option"),
+    "a typo in an eval option": (["eval", "run=GOOD", "featurs=classifier"], "did you mean features"),
 }
+if not torch.cuda.is_available():
+    CASES["a GPU trainer without a GPU"] = (["train", "trainer=gpu"], "needs a CUDA GPU")
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +96,13 @@ def results(tmp_path_factory):
     flat.mkdir()
     for i in range(4):
         Image.new("RGB", (8, 8), (60 * i, 0, 0)).save(flat / f"{i}.png")
+    corrupt_folder = root / "corrupt_folder"
+    shutil.copytree(flat, corrupt_folder)
+    for i in range(4, 12):
+        (corrupt_folder / f"{i}.png").write_bytes(b"not an image")
     (root / "data").mkdir()
     paths = {"GOOD": good, "CORRUPT": corrupt, "EVIL": evil, "NOTRUN": root / "notrun", "FLAT": flat}
+    paths["BROKENIMAGES"] = corrupt_folder
 
     runs = [good, corrupt, evil]
     before = tree(runs)
@@ -97,10 +120,16 @@ def results(tmp_path_factory):
     return {"results": done, "before": before, "after": tree(runs), "runs": runs, "root": root}
 
 
+def left_run_folders(root: Path, case: str) -> list[Path]:
+    folder = root / "cwd" / case.replace(" ", "_") / "outputs" / "train"
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_is_refused_cleanly(results, case):
     assert_refused(results["results"][case], CASES[case][1])
+    assert not left_run_folders(results["root"], case), "a train that failed before its first step left a run folder"
 
 
 @pytest.mark.slow

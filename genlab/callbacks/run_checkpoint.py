@@ -12,8 +12,8 @@ from genlab.errors import GenlabError
 
 
 class RunCheckpoint(ModelCheckpoint):
-    """Lightning's :class:`ModelCheckpoint` (per epoch: ``best.ckpt`` by the monitored metric and
-    ``last.ckpt``) that also refreshes ``last.ckpt`` every ``every_n_train_steps`` optimizer steps.
+    """Lightning's :class:`ModelCheckpoint` (per epoch: ``best.ckpt`` by the monitored metric, when the
+    model has one, and ``last.ckpt``) that also refreshes ``last.ckpt`` every ``every_n_train_steps`` steps.
 
     Lightning refuses ``every_n_train_steps`` together with per-epoch saving, and a long epoch
     would otherwise lose everything since its start to a crash. Writes go through the trainer's
@@ -25,6 +25,8 @@ class RunCheckpoint(ModelCheckpoint):
     """
 
     def __init__(self, every_n_train_steps: int | None = None, **kwargs: Any) -> None:
+        if kwargs.get("monitor") is None:
+            kwargs["save_top_k"] = 0  # no metric to rank by (GANs): best.ckpt would only copy last.ckpt
         super().__init__(**kwargs)
         if every_n_train_steps is not None and every_n_train_steps < 0:
             raise GenlabError(f"callbacks.checkpoint.every_n_train_steps={every_n_train_steps} must be >= 0 or null.")

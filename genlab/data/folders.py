@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from genlab.data.base import ImageDataModule
 from genlab.data.datasets import FileImages, list_images, split_indices
 from genlab.errors import DatasetNotFoundError, GenlabError
+
+log = logging.getLogger("genlab")
 
 
 class CelebADataModule(ImageDataModule):
@@ -86,7 +89,17 @@ class ImageFolderDataModule(ImageDataModule):
                 "(root/*.png, or root/<class_name>/*.png for labelled data)."
             )
         classes = sorted(p for p in self.root.iterdir() if p.is_dir() and list_images(p))
-        if classes:
+        if classes and self.num_classes == 0:
+            log.info(
+                "data.root=%s holds %d class folders; data.num_classes=0, so their images are read unlabelled "
+                "(set data.num_classes=%d for labels)",
+                self.root,
+                len(classes),
+                len(classes),
+            )
+            paths = [path for folder in classes for path in list_images(folder)]
+            labels = [-1] * len(paths)
+        elif classes:
             paths, labels = [], []
             for label, folder in enumerate(classes):
                 files = list_images(folder)

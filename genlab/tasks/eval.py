@@ -51,7 +51,7 @@ def score_run(cfg: DictConfig, run_dir: Path, out_dir: Path) -> dict[str, Any]:
         seed=int(cfg.seed),
         settings=cfg.eval,
         cache_dir=cfg.paths.cache_dir,
-        **extra_options(cfg, "eval"),
+        **extra_options(cfg, "eval", run.generation_options()),
     )
     metrics = {"run": str(run_dir), "checkpoint": str(run.checkpoint), "model": run.name, **evaluation.metrics}
     if evaluation.grid is not None:

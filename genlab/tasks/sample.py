@@ -32,7 +32,7 @@ from genlab.imaging import (
     save_picture,
     save_pngs,
 )
-from genlab.tasks.common import CONFIG_PATH, extra_options, plus_unknown_keys, run_task
+from genlab.tasks.common import CONFIG_PATH, discard, extra_options, plus_unknown_keys, run_task
 
 log = logging.getLogger("genlab")
 
@@ -154,7 +154,7 @@ def sample(cfg: DictConfig) -> list[Path]:
     """Rebuild the run's model, load its checkpoint and write samples under ``run/sample/<date_time>/``."""
     _check(cfg)
     run = Run.load(cfg.run, cfg.ckpt, cfg.device)
-    options = run.check_options(extra_options(cfg, "sample"))
+    options = extra_options(cfg, "sample", run.generation_options())
     if cfg.options:
         accepted = run.generation_options()
         print("\n".join(f"{k}: {v}" for k, v in accepted.items()) or f"model={run.name} takes no sampling options.")
@@ -186,7 +186,8 @@ def sample(cfg: DictConfig) -> list[Path]:
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="sample")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``genlab sample``."""
-    run_task(sample, cfg, cleanup=Path(cfg.paths.run_dir) if not cfg.get("options") else None)
+    out = Path(cfg.paths.run_dir)
+    run_task(sample, cfg, cleanup=None if cfg.get("options") else lambda: discard(out))
 
 
 def rewrite_args(args: list[str]) -> list[str]:

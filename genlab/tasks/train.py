@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning import seed_everything
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
 from genlab.api import Run
@@ -23,81 +25,22 @@ from genlab.build import (
     migrate_config,
 )
 from genlab.capabilities import Classifies
-from genlab.errors import GenlabError
-from genlab.io import safe_torch_load, scalar_metrics, write_json
-from genlab.runs import check_run_dir
+from genlab.errors import GenlabError, Interrupted
+from genlab.io import scalar_metrics, write_json
 from genlab.scoring.training import end_of_training_scores, fid_callbacks
-from genlab.tasks.common import CONFIG_PATH, run_task
+from genlab.tasks.common import CONFIG_PATH, discard_untrained, run_task
 from genlab.tasks.distributed import distributed_job
+from genlab.tasks.resume import keep_csv_logs_of_earlier_segments, resume_checkpoint
+from genlab.tasks.resume import rewrite_args as resume_args
+from genlab.tasks.signals import SignalGuard, exit_code, guard_sigterm, signal_name
 from genlab.tasks.synthetic import prepare_synthetic
 
 log = logging.getLogger("genlab")
 
 
-# Overrides that may change when a run is resumed: how long it trains and where, not what it trains.
-RESUMABLE_OVERRIDES = (
-    "trainer.max_epochs",
-    "trainer.max_steps",
-    "trainer.max_time",
-    "trainer.limit_",
-    "trainer.accelerator",
-    "trainer.devices",
-    "trainer.enable_progress_bar",
-    "callbacks.progress_bar",
-)
-
-
 def rewrite_args(args: list[str]) -> list[str]:
-    """``resume=DIR [trainer limits]`` → compose the run's own saved config and write into DIR.
-
-    Hydra then reads ``DIR/.hydra/config.yaml`` as the primary config and leaves ``DIR/.hydra``
-    untouched (``hydra.output_subdir=null``); other overrides are refused.
-    """
-    resume = [arg for arg in args if arg.startswith("resume=")]
-    if not resume or resume[0] == "resume=null":
-        return args
-    run_dir = check_run_dir(resume[0].split("=", 1)[1], option="resume").resolve()
-    if not (run_dir / "checkpoints" / "last.ckpt").is_file():
-        raise GenlabError(f"resume={run_dir}: there is no checkpoints/last.ckpt to resume from.")
-    others = [arg for arg in args if arg not in resume]
-    for arg in others:
-        if arg in ("-m", "--multirun") or not arg.lstrip("+~").startswith(RESUMABLE_OVERRIDES):
-            raise GenlabError(
-                f"resume= continues a run with its own config; '{arg}' cannot change. Only trainer limits may "
-                "(e.g. trainer.max_epochs=50, trainer.max_steps=...). Start a new run to change anything else."
-            )
-    # Refuse a corrupt or crafted checkpoint before anything is written into the run folder.
-    safe_torch_load(run_dir / "checkpoints" / "last.ckpt")
-    return [
-        "--config-dir",
-        str(run_dir / ".hydra"),
-        "--config-name",
-        "config",
-        f"hydra.run.dir={run_dir}",
-        "hydra.output_subdir=null",
-        "hydra.job.name=train",
-        f"++resume={run_dir}",
-        *others,
-    ]
-
-
-def resume_checkpoint(cfg: DictConfig) -> str | None:
-    """``<resume>/checkpoints/last.ckpt`` when resuming, else None."""
-    return str(Path(cfg.resume) / "checkpoints" / "last.ckpt") if cfg.get("resume") else None
-
-
-def keep_csv_logs_of_earlier_segments(cfg: DictConfig) -> None:
-    """On resume, the CSV logger writes into ``csv/resume_<k>/``: Lightning's CSV logger rewrites its
-    folder's metrics.csv, which would drop the rows logged before the interruption."""
-    csv_node = (cfg.get("logger") or {}).get("csv")
-    if not cfg.get("resume") or csv_node is None:
-        return
-    folder = Path(str(csv_node.save_dir)) / str(csv_node.name)
-    k = 1
-    while (folder / f"resume_{k}").exists():
-        k += 1
-    with open_dict(cfg):
-        csv_node.version = f"resume_{k}"
+    """``resume=DIR [trainer limits]``: compose the run's own saved config (see :mod:`genlab.tasks.resume`)."""
+    return resume_args(args)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -105,7 +48,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     migrate_config(cfg)
     keep_csv_logs_of_earlier_segments(cfg)
     seed_everything(cfg.seed, workers=True)
-    run_dir = Path(cfg.paths.run_dir)
     datamodule = instantiate_datamodule(cfg)
     model = instantiate_model(cfg)
     generator_scores = prepare_synthetic(cfg, datamodule, model, train)
@@ -122,26 +64,51 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
-    status = "completed"
+    with guard_sigterm() as guard:
+        return _fit_and_score(cfg, trainer, model, datamodule, guard, generator_scores)
+
+
+def _fit_and_score(
+    cfg: DictConfig, trainer: Any, model: Any, datamodule: Any, guard: SignalGuard, extra: dict[str, float]
+) -> dict[str, Any]:
+    """Fit, test, score; a signal at any stage is recorded in metrics.json and stops the command."""
+    run_dir = Path(cfg.paths.run_dir)
     with distributed_job():
-        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg))
-        if trainer.interrupted:
-            status = "interrupted"
+        try:
+            with guard.during_fit():
+                trainer.fit(model, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg))
+        except SIGTERMException:  # RunStatus recorded it and wrote last.ckpt at the step reached
+            raise Interrupted(
+                f'SIGTERM: training stopped at step {trainer.global_step}; metrics.json says "interrupted". '
+                f"Continue with `genlab train resume={run_dir}`.",
+                128 + signal.SIGTERM,
+            ) from None
+        status = "interrupted" if trainer.interrupted else "completed"
         metrics = scalar_metrics(trainer.callback_metrics)
         checkpoint = trainer.checkpoint_callback
         best = checkpoint.best_model_path if checkpoint is not None else ""
         if cfg.test and status == "completed" and is_overridden("test_step", model):
             results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
             metrics.update(scalar_metrics(results[0]))
-    # Under DDP the process group is gone here: rank 0 alone samples and scores the end-of-training FID.
-    if status == "completed" and trainer.is_global_zero:
-        metrics.update(end_of_training_scores(cfg, model, datamodule))
-    metrics.update(generator_scores)
-    metrics["status"] = status
+    metrics.update(extra)
     if best:
         metrics["best_checkpoint"] = (
             str(Path(best).relative_to(run_dir)) if Path(best).is_relative_to(run_dir) else best
         )
+    # Under DDP the process group is gone here: rank 0 alone samples and scores the end-of-training FID.
+    if status == "completed" and trainer.is_global_zero:
+        try:
+            metrics.update(end_of_training_scores(cfg, model, datamodule))
+        except KeyboardInterrupt as stop:
+            metrics.update(status="interrupted", stopped_by=signal_name(stop), global_step=trainer.global_step)
+            metrics["interrupted_during"] = "end-of-training scores (training had completed)"
+            write_json(run_dir / "metrics.json", metrics)
+            raise Interrupted(
+                f"{signal_name(stop)} during the end-of-training scores: training had completed and is kept "
+                f"(checkpoints/last.ckpt); score it with `genlab eval run={run_dir}`.",
+                exit_code(stop),
+            ) from None
+    metrics["status"] = status
     if trainer.is_global_zero:
         write_json(run_dir / "metrics.json", metrics)
         summary = ", ".join(
@@ -154,7 +121,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``genlab train``."""
-    run_task(train, cfg)
+    run_dir = Path(cfg.paths.run_dir)
+    run_task(train, cfg, cleanup=None if cfg.get("resume") else lambda: discard_untrained(run_dir))
 
 
 def train_in_python(overrides: list[str]) -> Run:
