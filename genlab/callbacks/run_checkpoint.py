@@ -26,7 +26,8 @@ class RunCheckpoint(ModelCheckpoint):
 
     def __init__(self, every_n_train_steps: int | None = None, **kwargs: Any) -> None:
         if kwargs.get("monitor") is None:
-            kwargs["save_top_k"] = 0  # no metric to rank by (GANs): best.ckpt would only copy last.ckpt
+            # No metric to rank epochs by (GANs): keep only the latest, as last.ckpt; a best.ckpt would copy it.
+            kwargs.update(filename="last", save_last=False, save_top_k=1)
         super().__init__(**kwargs)
         if every_n_train_steps is not None and every_n_train_steps < 0:
             raise GenlabError(f"callbacks.checkpoint.every_n_train_steps={every_n_train_steps} must be >= 0 or null.")

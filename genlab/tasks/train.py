@@ -86,7 +86,7 @@ def _fit_and_score(
         status = "interrupted" if trainer.interrupted else "completed"
         metrics = scalar_metrics(trainer.callback_metrics)
         checkpoint = trainer.checkpoint_callback
-        best = checkpoint.best_model_path if checkpoint is not None else ""
+        best = checkpoint.best_model_path if checkpoint is not None and checkpoint.monitor is not None else ""
         if cfg.test and status == "completed" and is_overridden("test_step", model):
             results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
             metrics.update(scalar_metrics(results[0]))
