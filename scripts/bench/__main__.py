@@ -32,10 +32,11 @@ import torch
 
 from scripts.bench.common import FULL, QUICK, machine_info, table
 from scripts.bench.data_path import DATASETS, bench_data, write_fixture_data
+from scripts.bench.first_result import FIRST_RESULT, bench_first_result, estimate_gpu_preset
 from scripts.bench.sampling import bench_eval, bench_sampling
 from scripts.bench.training import TRAIN_MODELS, bench_training
 
-SECTIONS = ("train", "data", "sample", "eval")
+SECTIONS = ("train", "data", "sample", "eval", "first_result", "quality")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -45,7 +46,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--models", nargs="+", choices=list(TRAIN_MODELS), default=list(TRAIN_MODELS))
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
-    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument(
+        "--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS[:4]),
+        help="first_result and quality (long: an hour and ~40 min) run only when named",
+    )  # fmt: skip
+    parser.add_argument("--first-result-models", nargs="+", choices=list(FIRST_RESULT), default=list(FIRST_RESULT))
+    parser.add_argument("--dcgan-minutes", type=float, default=5.0, help="quality: the DCGAN budget")
+    parser.add_argument("--ddpm-minutes", type=float, default=10.0, help="quality: the DDPM budget")
+    parser.add_argument("--seed", type=int, default=0, help="quality: seed of both sides")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--precision", default="32-true", help="trainer.precision, e.g. bf16-mixed")
     parser.add_argument("--channels-last", action="store_true", help="speed.channels_last=true")
@@ -104,6 +112,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             rows.extend(bench_sampling(settings, device, tmp))
         if "eval" in args.sections:
             rows.extend(bench_eval(settings, device, tmp))
+        if "first_result" in args.sections:
+            rows.extend(bench_first_result(args.first_result_models, tmp))
+            rows.append(estimate_gpu_preset(tmp))
+        if "quality" in args.sections:
+            from scripts.bench.quality import bench_quality  # needs diffusers: pip install -e ".[bench]"
+
+            minutes = {"dcgan": args.dcgan_minutes, "ddpm": args.ddpm_minutes}
+            rows.extend(bench_quality(minutes, args.seed, tmp, {}))
     info["seconds"] = time.perf_counter() - started
     info["cpu_seconds"] = time.process_time() - cpu_started  # does not grow when other programs share the cores
     info["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
