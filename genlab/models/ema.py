@@ -5,6 +5,10 @@ statistics are averaged with the weights they belong to). Its decay warms up as 
 ``ExponentialMovingAverage`` does, d_n = min(decay, (1 + n) / (10 + n)) after n updates, so a short
 run's average is not dominated by the random initial weights (a fixed 0.999 would keep a third of a
 1,000-step run's average at its initialisation).
+
+The decay is either per update (``decay``) or keyed on the images seen (``half_life_images``, as EDM's
+EMA half-life): an update after a batch of B images uses d = 0.5^(B / half_life_images), so the
+average spans the same number of images whatever the batch size.
 """
 
 from __future__ import annotations
@@ -24,12 +28,13 @@ def warmup_decay(decay: float, updates: int) -> float:
     return min(decay, (1 + updates) / (10 + updates))
 
 
-def warmup_ema_fn(decay: float) -> Callable[[list[Tensor], list[Tensor], Tensor], None]:
-    """A ``multi_avg_fn`` for AveragedModel: ema ← d·ema + (1 − d)·θ; integer buffers are copied."""
+def warmup_ema_fn(decay: Callable[[], float]) -> Callable[[list[Tensor], list[Tensor], Tensor], None]:
+    """A ``multi_avg_fn`` for AveragedModel: ema ← d·ema + (1 − d)·θ with the warmed-up ``decay()``;
+    integer buffers are copied."""
 
     @torch.no_grad()
     def update(averaged: list[Tensor], current: list[Tensor], num_averaged: Tensor) -> None:
-        weight = 1.0 - warmup_decay(decay, int(num_averaged))
+        weight = 1.0 - warmup_decay(decay(), int(num_averaged))
         for avg, cur in zip(averaged, current, strict=True):
             if avg.is_floating_point():
                 avg.lerp_(cur, weight)
@@ -44,18 +49,29 @@ class EMA(AveragedModel):
 
     Args:
         network: the trained network (copied on construction).
-        decay: the final decay (e.g. 0.999), in (0, 1).
+        decay: the final decay per update (e.g. 0.999), in (0, 1).
+        half_life_images: instead of ``decay``, the number of images after which an old weight counts half.
     """
 
-    def __init__(self, network: nn.Module, decay: float) -> None:
-        if isinstance(decay, bool) or not isinstance(decay, int | float) or not 0.0 < decay < 1.0:
+    def __init__(self, network: nn.Module, decay: float | None = None, half_life_images: int | None = None) -> None:
+        if (decay is None) == (half_life_images is None):
+            raise GenlabError("an EMA takes one of model.ema_decay and model.ema_half_life_images (the other null).")
+        if decay is not None and (isinstance(decay, bool) or not isinstance(decay, int | float) or not 0 < decay < 1):
             raise GenlabError(f"model.ema_decay={decay} must be in (0, 1), or null to turn the EMA off.")
-        super().__init__(network, multi_avg_fn=warmup_ema_fn(float(decay)), use_buffers=True)
-        self.decay = float(decay)
+        if half_life_images is not None and (not isinstance(half_life_images, int) or half_life_images < 1):
+            raise GenlabError(f"model.ema_half_life_images={half_life_images} must be an integer ≥ 1.")
+        self._current = float(decay) if decay is not None else 0.0
+        super().__init__(network, multi_avg_fn=warmup_ema_fn(lambda: self._current), use_buffers=True)
+        self.decay = decay
+        self.half_life_images = half_life_images
         self.requires_grad_(False)
 
-    def update(self, network: nn.Module) -> None:
-        """Average ``network``'s current weights and buffers in."""
+    def update(self, network: nn.Module, images: int | None = None) -> None:
+        """Average ``network``'s current weights and buffers in, after a batch of ``images`` images."""
+        if self.half_life_images is not None:
+            if images is None:
+                raise GenlabError("an EMA keyed on images seen needs the batch size of each update.")
+            self._current = 0.5 ** (images / self.half_life_images)
         self.update_parameters(network)
 
     def train(self, mode: bool = True) -> EMA:
