@@ -13,6 +13,8 @@ from eval_fixtures import TINY_CLASSIFIER, cli_env, make_run
 from PIL import Image
 from refusals import assert_refused, tree
 
+from genlab.build import instantiate_model
+from genlab.scoring.scorers import generation_options
 from genlab.tasks.sampler_study import fastest_within
 
 STUDY = ["eval", "experiment=sampler_study", "n=40", "sampler_study.nfe=[3,6]", *TINY_CLASSIFIER]
@@ -98,3 +100,12 @@ def test_the_fastest_sampler_within_ten_percent_of_ddim_50_is_named():
     ]
     assert "heun steps=20 (19 NFE, FID 10.9000)" in fastest_within(rows)
     assert fastest_within(rows[1:]) == ""  # no DDIM-50 reference
+
+
+@pytest.mark.parametrize(("sampler", "steps"), [("ddim", 10), ("dpm_solver", 9), ("heun", 20)])
+def test_a_default_budget_shrinks_to_what_a_short_schedule_allows(cfg_factory, sampler, steps):
+    model = instantiate_model(cfg_factory("train", ["model=ddpm", *TINY_DDPM]))  # T = 10
+    chosen = generation_options(model, {"sampler": sampler, "steps": 20}, {})
+    assert chosen == {"sampler": sampler, "steps": steps}
+    model.resolve_sampler(**chosen)  # fits
+    assert generation_options(model, {"sampler": sampler, "steps": 20}, {"steps": 5})["steps"] == 5
