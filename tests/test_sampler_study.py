@@ -8,14 +8,16 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import TINY_DDPM, run_cli
+from conftest import FAST, TINY_DDPM, run_cli
 from eval_fixtures import TINY_CLASSIFIER, cli_env, make_run
 from PIL import Image
 from refusals import assert_refused, tree
 
 from genlab.build import instantiate_model
+from genlab.errors import GenlabError
 from genlab.scoring.scorers import generation_options
 from genlab.tasks.sampler_study import fastest_within
+from genlab.tasks.train import train
 
 STUDY = ["eval", "experiment=sampler_study", "n=40", "sampler_study.nfe=[3,6]", *TINY_CLASSIFIER]
 # (sampler, steps, NFE) of every point: DDPM once with all T = 10 steps; Heun's budget 6 spends 2·3 − 1 = 5.
@@ -109,3 +111,8 @@ def test_a_default_budget_shrinks_to_what_a_short_schedule_allows(cfg_factory, s
     assert chosen == {"sampler": sampler, "steps": steps}
     model.resolve_sampler(**chosen)  # fits
     assert generation_options(model, {"sampler": sampler, "steps": 20}, {"steps": 5})["steps"] == 5
+
+
+def test_the_study_preset_is_refused_by_train(cfg_factory):
+    with pytest.raises(GenlabError, match="experiment=sampler_study is a preset of genlab eval"):
+        train(cfg_factory("train", ["experiment=sampler_study", "model=ddpm", *TINY_DDPM, *FAST]))
