@@ -272,11 +272,12 @@ class Run:
             self.check_options(options)
             conditional = generates_conditionally(self.model)
             wanted = resolve_metrics(metrics, conditional, int(data_cfg.num_classes))
-            scorer = generative_scorer(data_cfg, settings, metrics=wanted, datamodule=self.datamodule, **common)
             chosen = generation_options(self.model, settings.get("sample_options") or {}, options)
+            record = generation_record(self.model, chosen)  # refuses bad sampler options before any scoring work
+            scorer = generative_scorer(data_cfg, settings, metrics=wanted, datamodule=self.datamodule, **common)
             with progress.progress(count, f"scoring {count} samples"):
                 result, grid = scorer.score(self.model, seed=seed, options=chosen)
-            return Evaluation({**result, **generation_record(self.model, chosen)}, grid)
+            return Evaluation({**result, **record}, grid)
         if isinstance(self.model, Classifies) and int(data_cfg.num_classes) > 0:
             if metrics is not None or options:
                 raise GenlabError(

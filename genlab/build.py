@@ -51,12 +51,13 @@ register_samplers()
 resolvers.register()
 
 
-def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
-    """A primary config with ``overrides``, inside or outside a running Hydra app."""
+def compose_config(config_name: str, overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
+    """A primary config with ``overrides``, inside or outside a running Hydra app (with its ``hydra`` node
+    when ``return_hydra_config``)."""
     if GlobalHydra.instance().is_initialized():
-        return compose(config_name=config_name, overrides=overrides)
+        return compose(config_name=config_name, overrides=overrides, return_hydra_config=return_hydra_config)
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name=config_name, overrides=overrides)
+        return compose(config_name=config_name, overrides=overrides, return_hydra_config=return_hydra_config)
 
 
 def instantiate_datamodule(cfg: DictConfig, train: bool = True) -> LightningDataModule:

@@ -19,6 +19,8 @@ min(SNR, γ)/(SNR + 1) for v-prediction (as the paper gives), and min(SNR, γ) i
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -28,6 +30,7 @@ from genlab.diffusion.schedules import NoiseSchedule
 from genlab.errors import GenlabError
 
 PREDICTIONS = ("eps", "v", "x0")
+LOSS_WEIGHTINGS = ("none", "min_snr")
 MIN_SNR_GAMMA = 5.0
 
 NetFn = Callable[[Tensor, Tensor], Tensor]
@@ -51,6 +54,16 @@ def check_min_snr_gamma(gamma: float) -> float:
             f"(Hang et al. 2023 use γ = {MIN_SNR_GAMMA:g})."
         )
     return float(gamma)
+
+
+def check_loss_weighting(weighting: str) -> str:
+    """``weighting`` if it is one of :data:`LOSS_WEIGHTINGS`, else a GenlabError naming model.loss_weighting."""
+    if weighting not in LOSS_WEIGHTINGS:
+        raise GenlabError(
+            f"model.loss_weighting={weighting} is not a loss weighting: choose one of {', '.join(LOSS_WEIGHTINGS)} "
+            "(none = the plain MSE on the target, min_snr = min-SNR-γ, Hang et al. 2023)."
+        )
+    return weighting
 
 
 def alpha_sigma(schedule: NoiseSchedule, t: Tensor, ndim: int = 1) -> tuple[Tensor, Tensor]:
@@ -114,3 +127,39 @@ def eps_fn_for(net_fn: NetFn, schedule: NoiseSchedule, prediction: str) -> EpsFn
         return to_x0_eps(net_fn(x_t, t), x_t, t, schedule, prediction)[1]
 
     return eps_fn
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a diffusion net learns (``model.prediction``, ``model.loss_weighting``, ``model.min_snr_gamma``),
+    checked on construction: its training loss and the ε-predictor the samplers get from it."""
+
+    prediction: str = "eps"
+    loss_weighting: str = "none"
+    min_snr_gamma: float = MIN_SNR_GAMMA
+
+    def __post_init__(self) -> None:
+        check_prediction(self.prediction)
+        check_loss_weighting(self.loss_weighting)
+        object.__setattr__(self, "min_snr_gamma", check_min_snr_gamma(self.min_snr_gamma))
+
+    def loss(self, output: Tensor, x0: Tensor, eps: Tensor, t: Tensor, schedule: NoiseSchedule) -> Tensor:
+        """The mean over the batch of each image's MSE to :func:`training_target` at x_t = α_t x_0 + σ_t ε, times
+        :func:`min_snr_weight` at its t with ``min_snr`` (``none`` is ``F.mse_loss``: L_simple for ``eps``)."""
+        per_image = (output - training_target(self.prediction, x0, eps, t, schedule)).square().flatten(1).mean(1)
+        if self.loss_weighting == "min_snr":
+            per_image = per_image * min_snr_weight(snr(schedule, t), self.prediction, self.min_snr_gamma)
+        return per_image.mean()
+
+    def eps_fn(self, net_fn: NetFn, schedule: NoiseSchedule) -> EpsFn:
+        """The samplers' ε-predictor from ``net_fn(x_t, t)`` (:func:`eps_fn_for`)."""
+        return eps_fn_for(net_fn, schedule, self.prediction)
+
+    def check_sampling_prediction(self, prediction: Any) -> None:
+        """Refuse a ``prediction=`` sampling option other than the trained one: the net's output type is fixed."""
+        if prediction != self.prediction:
+            raise GenlabError(
+                f"prediction={prediction} contradicts this run: its net was trained with model.prediction="
+                f"{self.prediction} (read from the run's config; one of {', '.join(PREDICTIONS)}), which every "
+                "sampler converts to ε, and a net's output type cannot change after training. Drop prediction=."
+            )

@@ -127,13 +127,15 @@ class GenerativeScorer:
         return info
 
     def _generate(
-        self, model: Generates, labels: Tensor | None, seed: int, options: dict[str, Any]
+        self, model: Generates, labels: Tensor | None, seed: int, options: dict[str, Any], timing: dict[str, float]
     ) -> Iterator[Tensor]:
+        """Batches of samples; adds the wall and process-CPU seconds spent in ``generate`` to ``timing``."""
         generator = torch.Generator(device=model.device).manual_seed(seed)
         batch = int(self.settings.batch_size)
         for start in range(0, self.n, batch):
             size = min(batch, self.n - start)
             wanted = None if labels is None else labels[start : start + size].to(model.device)
+            wall, cpu = time.perf_counter(), time.process_time()
             with progress.part(size):
                 images = model.generate(size, labels=wanted, generator=generator, **options)
             if tuple(images.shape) != (size, *model.image_shape):
@@ -143,6 +145,8 @@ class GenerativeScorer:
                 )
             if not torch.isfinite(images).all():
                 raise GenlabError(f"{type(model).__name__} generated NaN or infinite pixels: the model has diverged.")
+            timing["wall"] += time.perf_counter() - wall
+            timing["cpu"] += time.process_time() - cpu
             yield images
 
     @torch.no_grad()
@@ -157,8 +161,9 @@ class GenerativeScorer:
         conditional = generates_conditionally(model)
         labels = torch.arange(self.n) % model.num_classes if conditional else None
         fake, predicted, grid = [], [], []
+        timing = {"wall": 0.0, "cpu": 0.0}
         try:
-            for images in self._generate(model, labels, seed, options or {}):
+            for images in self._generate(model, labels, seed, options or {}, timing):
                 kept = sum(len(g) for g in grid)
                 if kept < GRID_SIZE:
                     grid.append(images[: GRID_SIZE - kept].cpu())
@@ -176,6 +181,9 @@ class GenerativeScorer:
         out["seed"] = seed
         out.update(self._metrics(torch.cat(fake), torch.cat(predicted) if predicted else None, labels, seed))
         out["eval_seconds"] = round(time.perf_counter() - started, 2)
+        # Time in generate() alone (the isfinite check synchronises a GPU): wall and this process's CPU seconds.
+        out["generation_seconds"] = round(timing["wall"], 3)
+        out["generation_cpu_seconds"] = round(timing["cpu"], 3)
         return out, torch.cat(grid)
 
     def _metrics(self, fake: Tensor, predicted: Tensor | None, labels: Tensor | None, seed: int) -> dict[str, Any]:

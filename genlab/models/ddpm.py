@@ -1,5 +1,6 @@
-"""DDPM (Ho et al. 2020) as a LightningModule: ε-prediction trained with L_simple, EMA weights for
-sampling, and an optional class-conditional variant with classifier-free guidance (Ho & Salimans 2021).
+"""DDPM (Ho et al. 2020) as a LightningModule: a net predicting ε (L_simple), v or x_0, optionally min-SNR-γ
+weighted, EMA weights for sampling, and an optional class-conditional variant with classifier-free guidance
+(Ho & Salimans 2021). Every sampler sees an ε-predictor (:meth:`DiffusionModule.denoiser`).
 """
 
 from __future__ import annotations
@@ -8,10 +9,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genlab import progress
+from genlab.diffusion.prediction import MIN_SNR_GAMMA, Objective
 from genlab.diffusion.samplers import EpsFn, Sampler, make_sampler, registered_samplers, sampler_class
 from genlab.diffusion.samplers.ddpm import DDPMSampler
 from genlab.diffusion.schedules import NoiseSchedule
@@ -23,7 +24,8 @@ from genlab.noise.priors import GaussianNoise, NoiseDist
 
 
 class DiffusionModule(GenlabModule):
-    """Denoising diffusion model: learns ε_θ(x_t, t[, y]) by minimising ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖².
+    """Denoising diffusion model: a net f_θ(x_t, t[, y]) at x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε learns ε (L_simple
+    ‖ε − f_θ‖², the default), v or x_0 (``prediction``; :mod:`genlab.diffusion.prediction`).
 
     Logs ``train/loss`` and ``val/loss`` (the EMA net on fixed t and noise). Samples with the EMA
     weights (``ema_net``, saved in checkpoints) through a sampler object
@@ -43,6 +45,9 @@ class DiffusionModule(GenlabModule):
         guidance: default classifier-free guidance scale s of conditional models,
             ε = ε(∅) + s (ε(y) − ε(∅)); 1 = plain conditional, 0 = unconditional.
         sample_batch_size: images denoised at once by :meth:`generate` and :meth:`edit`.
+        prediction: what the net predicts: ``eps`` (runs saved without it), ``v`` or ``x0``.
+        loss_weighting: ``none`` (plain MSE on the target) or ``min_snr`` (min-SNR-γ weights).
+        min_snr_gamma: γ of ``min_snr`` (> 0; 5 as Hang et al. 2023).
         scheduler: optional partial LR scheduler called with the optimizer.
         **meta: the model config's ``name``, ``epochs``, ``monitor``.
     """
@@ -62,6 +67,9 @@ class DiffusionModule(GenlabModule):
         sampler: Sampler | None = None,
         guidance: float | None = None,
         sample_batch_size: int = 256,
+        prediction: str = "eps",
+        loss_weighting: str = "none",
+        min_snr_gamma: float = MIN_SNR_GAMMA,
         scheduler: Callable[..., Any] | None = None,
         **meta: Any,
     ) -> None:
@@ -91,14 +99,16 @@ class DiffusionModule(GenlabModule):
         self.sampler.check(schedule.timesteps)
         self.default_guidance = None if guidance is None else self._check_guidance(guidance)
         self.sample_batch_size = sample_batch_size
+        self.objective = Objective(prediction, loss_weighting, min_snr_gamma)
 
     # ----- training -----------------------------------------------------------------------------
 
     def diffusion_loss(self, net: nn.Module, x0: Tensor, labels: Tensor | None, generator=None) -> Tensor:
-        """L_simple on a batch: t ~ U{0..T−1}, ε ~ N(0, I)."""
+        """The objective on a batch, t ~ U{0..T−1}, ε ~ N(0, I): MSE to the ``prediction`` target, min-SNR-γ
+        weighted with ``loss_weighting=min_snr`` (L_simple for ε-prediction without weighting)."""
         t = torch.randint(0, self.schedule.timesteps, (x0.shape[0],), device=x0.device, generator=generator)
         noise = torch.randn(x0.shape, device=x0.device, generator=generator)
-        return F.mse_loss(net(self.schedule.q_sample(x0, t, noise), t, labels), noise)
+        return self.objective.loss(net(self.schedule.q_sample(x0, t, noise), t, labels), x0, noise, t, self.schedule)
 
     def _train_labels(self, labels: Tensor) -> Tensor | None:
         if self.num_classes == 0:
@@ -142,6 +152,7 @@ class DiffusionModule(GenlabModule):
 
     def generation_options(self) -> Mapping[str, str]:
         options = {"sampler": f"the sampler: {', '.join(registered_samplers())} (default {self.sampler.name})"}
+        options["prediction"] = f"what the net predicts, fixed by training: {self.objective.prediction}"
         if self.num_classes > 0:
             options["guidance"] = "classifier-free guidance scale (1 = plain conditional, 0 = unconditional)"
         for name in registered_samplers():
@@ -154,8 +165,10 @@ class DiffusionModule(GenlabModule):
     def resolve_sampler(self, sampler: str | Sampler | None = None, **options: Any) -> Sampler:
         """The sampler to use: the run's default, or the one named, with ``options`` changed.
 
-        Options both samplers have (e.g. ``clip_x0``) keep the run's setting unless given.
+        Options both samplers have (e.g. ``clip_x0``) keep the run's setting unless given. A ``prediction``
+        option is accepted only when it is the run's own (the net's output type is fixed by training).
         """
+        self.objective.check_sampling_prediction(options.pop("prediction", self.objective.prediction))
         if isinstance(sampler, Sampler):
             chosen = sampler.replace(**options)
         elif sampler is None or sampler == self.sampler.name:
@@ -189,20 +202,23 @@ class DiffusionModule(GenlabModule):
         return sampler.nfe(self.schedule.timesteps) * (2 if guided else 1)
 
     def denoiser(self, labels: Tensor | None, guidance: float | None = None, net: nn.Module | None = None) -> EpsFn:
-        """ε(x_t, t) of the EMA net for ``labels`` (None → the null class), with classifier-free guidance."""
+        """ε(x_t, t) of the EMA net for ``labels`` (None → the null class), with classifier-free guidance.
+
+        The net's output (of type ``model.prediction``) is converted to ε. Guidance mixes the outputs first: the
+        conversion is affine in the output at a given (x_t, t), so this is ε(∅) + s (ε(y) − ε(∅)).
+        """
         net = self.ema_net.module if net is None else net
-        if self.num_classes == 0:
-            return lambda x, t: net(x, t)
-        scale = self.guidance_scale(guidance)
-        if labels is None or scale == 1.0:
-            return lambda x, t: net(x, t, labels)
-        null = torch.full_like(labels, self.num_classes)
+        labels = labels if self.num_classes > 0 else None
+        scale = 1.0 if labels is None else self.guidance_scale(guidance)
 
-        def guided(x: Tensor, t: Tensor) -> Tensor:
-            eps_cond, eps_null = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, null])).chunk(2)
-            return eps_null + scale * (eps_cond - eps_null)
+        def output(x: Tensor, t: Tensor) -> Tensor:
+            if scale == 1.0:
+                return net(x, t, labels)
+            null = torch.full_like(labels, self.num_classes)
+            cond, uncond = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, null])).chunk(2)
+            return uncond + scale * (cond - uncond)
 
-        return guided
+        return self.objective.eps_fn(output, self.schedule)
 
     def _check_labels(self, labels: Tensor | None) -> None:
         if labels is not None and self.num_classes == 0:

@@ -10,6 +10,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from genlab.capabilities import Denoises, Generates
+from genlab.diffusion.samplers import sampler_class
 from genlab.errors import GenlabError
 from genlab.metrics.evaluate import CLASS_METRICS, GenerativeScorer, ScoringSettings, feature_choice
 from genlab.metrics.features import FeatureNetwork, inception_network
@@ -115,8 +116,10 @@ def generation_options(model: Generates, defaults: Mapping[str, Any], given: Map
     if isinstance(model, Denoises):
         if "sampler" in given:
             base = {k: v for k, v in base.items() if k in ("guidance", "sampler")}
-        if isinstance(base.get("steps"), int):  # a default (e.g. DDIM-50) fits a shorter schedule
-            base["steps"] = min(base["steps"], model.schedule.timesteps)
+        if isinstance(base.get("steps"), int):  # a default (e.g. DPM-Solver++ 20) fits a shorter schedule
+            timesteps = model.schedule.timesteps
+            limit = sampler_class(str(base["sampler"])).max_steps(timesteps) if "sampler" in base else timesteps
+            base["steps"] = base["steps"] if limit is None else min(base["steps"], limit)
     return {**base, **{k: v for k, v in given.items() if v is not None}}
 
 

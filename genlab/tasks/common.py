@@ -136,13 +136,20 @@ def primary_keys(config_name: str) -> set[str]:
     return set(compose_config(config_name, []).keys())
 
 
+def config_groups(config_name: str) -> set[str]:
+    """The config groups of a command's defaults list (``experiment``, ``eval_settings``, ...): chosen as
+    ``group=option``, never generation options."""
+    choices = compose_config(config_name, [], return_hydra_config=True).hydra.runtime.choices
+    return {group for group in choices if not group.startswith("hydra/")}
+
+
 def plus_unknown_keys(args: list[str], config_name: str) -> list[str]:
     """``key=value`` arguments whose key the command's config lacks become ``+key=value``.
 
     They are the model's generation options (``sampler=ddim steps=20``, ``truncation=1.5``); the model
     declares them, and checks and names them when the command runs.
     """
-    known = primary_keys(config_name)
+    known = primary_keys(config_name) | config_groups(config_name)
     out = []
     for arg in args:
         key = arg.split("=", 1)[0]

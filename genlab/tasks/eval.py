@@ -27,6 +27,7 @@ from genlab.io import write_json
 from genlab.runs import check_run_dir
 from genlab.tables import job_order
 from genlab.tasks.common import CONFIG_PATH, discard, extra_options, plus_unknown_keys, run_task
+from genlab.tasks.sampler_study import sampler_study
 
 log = logging.getLogger("genlab")
 
@@ -101,8 +102,11 @@ def sweep_runs(sweep_dir: Path) -> list[Path]:
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any] | list[dict[str, Any]]:
-    """``run=DIR``: score one run. ``sweep=DIR``: score every run of a multirun and compare them."""
+    """``run=DIR``: score one run. ``sweep=DIR``: score every run of a multirun and compare them.
+    ``experiment=sampler_study``: score one diffusion run with every sampler at several NFE."""
     stamp = _stamp()
+    if cfg.get("sampler_study") is not None:
+        return sampler_study(cfg, stamp, score_run)
     if cfg.sweep:
         sweep_dir = Path(str(cfg.sweep)).expanduser()
         results = []

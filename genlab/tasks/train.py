@@ -45,6 +45,11 @@ def rewrite_args(args: list[str]) -> list[str]:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Build everything from ``cfg``, fit, test the best checkpoint, write ``metrics.json``."""
+    if cfg.get("sampler_study") is not None:
+        raise GenlabError(
+            "experiment=sampler_study is a preset of genlab eval, not of train: train a diffusion run, then "
+            "`genlab eval experiment=sampler_study run=DIR`."
+        )
     migrate_config(cfg)
     keep_csv_logs_of_earlier_segments(cfg)
     seed_everything(cfg.seed, workers=True)

@@ -90,6 +90,11 @@ class Sampler:
     def check(self, timesteps: int) -> None:
         """Refuse options that do not fit a schedule of ``timesteps`` steps."""
 
+    @classmethod
+    def max_steps(cls, timesteps: int) -> int | None:
+        """The largest ``steps`` a schedule of ``timesteps`` steps allows (None: no ``steps`` limit)."""
+        return None
+
     def nfe(self, timesteps: int, start_t: int | None = None) -> int:
         """Network evaluations of one sample from ``start_t`` (default T − 1); guidance doubles them."""
         raise NotImplementedError

@@ -43,8 +43,12 @@ class DDIMSampler(StepSampler):
         if isinstance(self.eta, bool) or not isinstance(self.eta, int | float) or not self.eta >= 0:
             raise GenlabError(f"eta={self.eta} must be ≥ 0 (0 = deterministic DDIM, 1 = DDPM-like noise).")
 
+    @classmethod
+    def max_steps(cls, timesteps: int) -> int:
+        return timesteps
+
     def check(self, timesteps: int) -> None:
-        if self.steps > timesteps:
+        if self.steps > self.max_steps(timesteps):
             raise GenlabError(
                 f"steps={self.steps} is out of range: the schedule has T={timesteps} timesteps, so steps must be "
                 f"an integer in 1..{timesteps}."

@@ -62,8 +62,12 @@ class DPMSolverSampler(Sampler):
                 "its first and last steps are first order); use sampler=ddim for a single step."
             )
 
+    @classmethod
+    def max_steps(cls, timesteps: int) -> int:
+        return timesteps - 1
+
     def check(self, timesteps: int) -> None:
-        if self.steps > timesteps - 1:
+        if self.steps > self.max_steps(timesteps):
             raise GenlabError(
                 f"steps={self.steps} is out of range: the schedule has T={timesteps} timesteps, so DPM-Solver++ "
                 f"steps must be an integer in 2..{timesteps - 1}."
