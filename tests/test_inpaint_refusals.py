@@ -30,7 +30,8 @@ PIX2PIX = ["model=pix2pix", "data=edges2digits", "model.generator.ngf=8", "model
 FAST_SAMPLER = ["sampler=ddim", "steps=4"]
 ON_TEST = ["run=CDDPM", "split=test", "n=2", *FAST_SAMPLER]
 
-# (sample overrides, text the message must contain); CDDPM/GAN/PIX2PIX are runs, the rest files made below.
+# The issue's list, on the command line: (sample overrides, text the message must contain); CDDPM/GAN/PIX2PIX
+# are runs, the rest files made below.
 CASES = {
     "missing mask file": ([*ON_TEST, "mask=MISSING"], "no such file"),
     "mask of another aspect ratio": ([*ON_TEST, "mask=WIDE"], "not square"),
@@ -40,7 +41,13 @@ CASES = {
     "mask on a GAN run": (["run=GAN", "split=test", "mask=center"], "RePaint needs a diffusion run"),
     "mask on a pix2pix run": (["run=PIX2PIX", "split=test", "mask=center"], "RePaint needs a diffusion run"),
     "label out of range": ([*ON_TEST, "mask=center", "label=10"], "label=10 is out of range"),
-    "a multistep sampler": (["run=CDDPM", "split=test", "mask=center", "sampler=dpm_solver"], "cannot inpaint"),
+}
+# More mistakes, checked in-process (the command's function raises the message that the CLI prints).
+MORE = {
+    "a multistep sampler": (
+        ["run=CDDPM", "split=test", "mask=center", "sampler=dpm_solver", "steps=4"],
+        "cannot inpaint",
+    ),
     "a jump longer than the walk": ([*ON_TEST, "mask=center", "jump=4", "resample=2"], "jump=4 must be smaller"),
     "a folder of masks with split=": ([*ON_TEST, "mask=MASKDIR"], "paired with input= images"),
     "an input without its mask": (["run=CDDPM", "input=INPUTS", "mask=MASKDIR"], "no mask for 1 input image"),
@@ -58,7 +65,8 @@ WHITE = (
 
 
 @once
-def _results(factory: pytest.TempPathFactory) -> dict:
+def _setup(factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The runs (CDDPM, GAN, PIX2PIX, a WRITABLE copy of CDDPM) and mask/input files the cases name."""
     root = factory.mktemp("inpaint_refusals")
     cache = root / "cache"
     runs = {
@@ -82,21 +90,32 @@ def _results(factory: pytest.TempPathFactory) -> dict:
     Image.fromarray(np.full((16, 16), 255, np.uint8)).save(files["MASKDIR"] / "a.png")
     for name in ("a", "b"):
         Image.fromarray(np.full((16, 16), 90, np.uint8)).save(files["INPUTS"] / f"{name}.png")
-    paths = {**runs, **files}
-    before = tree(runs.values())
+    return {**runs, **files, "ROOT": root, "CACHE": cache}
+
+
+@once
+def _results(factory: pytest.TempPathFactory) -> dict:
+    paths = _setup(factory)
+    runs = [paths["CDDPM"], paths["GAN"], paths["PIX2PIX"]]
+    before = tree(runs)
     cases = {**CASES, "all-white mask": WHITE}
 
     def call(name: str):
         args = ["sample", *cases[name][0]]
         for key, path in paths.items():
             args = [a.replace(f"={key}", f"={path}") for a in args]
-        cwd = root / "cwd" / name.replace(" ", "_")
+        cwd = paths["ROOT"] / "cwd" / name.replace(" ", "_")
         cwd.mkdir(parents=True)
-        return run_cli(args, cwd, timeout=300, env={"GENLAB_CACHE_DIR": str(cache)})
+        return run_cli(args, cwd, timeout=300, env={"GENLAB_CACHE_DIR": str(paths["CACHE"])})
 
     with ThreadPoolExecutor(2) as pool:
         done = dict(zip(cases, pool.map(call, cases), strict=True))
-    return {"results": done, "before": before, "runs": list(runs.values()), "writable": writable}
+    return {"results": done, "before": before, "runs": runs, "writable": paths["WRITABLE"]}
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return _setup(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +138,19 @@ def test_an_all_white_mask_inpaints_and_says_it_is_sampling_from_scratch(results
     written = [Path(line) for line in result.stdout.splitlines() if line.endswith((".png", ".json"))]
     assert [p.name for p in written] == ["grid.png", "metrics.json"]
     assert all(p.is_relative_to(results["writable"] / "sample") for p in written)
+
+
+@pytest.mark.parametrize("case", list(MORE))
+def test_more_inpainting_mistakes_are_refused_by_name(paths, case, tmp_path):
+    from conftest import compose_config
+
+    from genlab.errors import GenlabError
+    from genlab.tasks.sample import sample
+
+    args = MORE[case][0]
+    for key, path in paths.items():
+        args = [a.replace(f"={key}", f"={path}") for a in args]
+    cfg = compose_config("sample", ["device=cpu", *args], tmp_path / "out")
+    with pytest.raises(GenlabError) as caught:
+        sample(cfg)
+    assert MORE[case][1] in str(caught.value)
