@@ -36,12 +36,14 @@ from genlab.build import (
 )
 from genlab.capabilities import (
     Classifies,
+    Denoises,
     Edits,
     Generates,
     Interpolates,
     Translates,
     generates_conditionally,
 )
+from genlab.diffusion.inpainting import inpaint
 from genlab.errors import GenlabError
 from genlab.metrics.evaluate import classifier_report, resolve_metrics
 from genlab.metrics.translation import resolve_translation_metrics
@@ -117,6 +119,7 @@ class Run:
             "interpolate": isinstance(self.model, Interpolates),
             "translate": isinstance(self.model, Translates),
             "edit": isinstance(self.model, Edits),
+            "inpaint": isinstance(self.model, Denoises),
             "classify": isinstance(self.model, Classifies),
         }
         return [name for name, present in checks.items() if present]
@@ -222,6 +225,15 @@ class Run:
         generator = torch.Generator(self.device).manual_seed(seed)
         with progress.progress(len(images), f"editing {len(images)} images"):
             return model.edit(images, strength, labels, generator, **options).cpu()
+
+    def inpaint(
+        self, images: Tensor, mask: Tensor, labels: Tensor | None = None, seed: int = 0, **options: Any
+    ) -> Tensor:
+        """RePaint: fill ``images`` (in [-1, 1]) where ``mask`` (N or 1, 1, H, W) is 1, keep the rest exactly; options:
+        ``resample`` (r: 10 on a GPU, 3 on a CPU), ``jump`` (j: 10), ``sampler`` (ddpm | ddim) + its, ``guidance``."""
+        model = self._require(Denoises, "inpainting", "it is not a diffusion model (ddpm, cddpm, ddpm_large).")
+        with progress.progress(len(images), f"inpainting {len(images)} images"):
+            return inpaint(model, images, mask, labels, torch.Generator(self.device).manual_seed(seed), **options).cpu()
 
     def split_images(self, split: str, n: int) -> tuple[Tensor, Tensor | None]:
         """The first ``n`` images of a split of the run's dataset (in [-1, 1]) and their labels (None if unlabelled)."""

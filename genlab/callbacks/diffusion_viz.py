@@ -3,6 +3,7 @@
 - ``forward.png``: training images (rows) noised by q(x_t | x_0) at t = 0, 100, …, T − 1 (columns);
 - ``reverse.png``: x_t along sampling trajectories (rows) from pure noise (left) to the sample (right);
 - ``reconstruct.png``: rows original | noised to t | denoised back from t;
+- ``inpaint.png``: rows test image | centre box masked (red) | inpainted by RePaint on DDIM, guided by the label;
 - ``epoch_XXXX.png``: a DDIM sample grid from fixed noise (one row per class for conditional models).
 
 The model must be a diffusion model (:class:`~genlab.capabilities.Denoises`).
@@ -21,6 +22,8 @@ from torchvision.transforms.v2.functional import to_pil_image
 from torchvision.utils import make_grid
 
 from genlab.capabilities import Denoises
+from genlab.diffusion.inpainting import inpaint
+from genlab.diffusion.masks import center
 from genlab.diffusion.samplers import Sampler
 from genlab.errors import GenlabError
 from genlab.imaging import to_unit_range
@@ -60,6 +63,8 @@ class DiffusionVisualizer(Callback):
         frames: columns of forward.png and reverse.png.
         n_reconstruct: images in reconstruct.png.
         reconstruct_t: noise level of reconstruct.png as a share of T (denoised back with DDPM).
+        n_inpaint: test images in inpaint.png (0: none); RePaint with the CPU/GPU default r on DDIM-``grid_steps``.
+        inpaint_mask_size: side of inpaint.png's centre box as a share of the image side.
     """
 
     def __init__(
@@ -75,11 +80,15 @@ class DiffusionVisualizer(Callback):
         frames: int = 11,
         n_reconstruct: int = 8,
         reconstruct_t: float = 0.5,
+        n_inpaint: int = 8,
+        inpaint_mask_size: float = 0.5,
     ) -> None:
         if n < 1 or grid_steps < 1 or every_n_epochs < 1 or frames < 1:
             raise GenlabError("callbacks.diffusion_viz: n, grid_steps, every_n_epochs and frames must be ≥ 1.")
         if not 0 < reconstruct_t <= 1:
             raise GenlabError(f"callbacks.diffusion_viz.reconstruct_t={reconstruct_t} must be in (0, 1].")
+        if n_inpaint < 0 or not 0 < inpaint_mask_size <= 1:
+            raise GenlabError("callbacks.diffusion_viz: n_inpaint must be ≥ 0 and inpaint_mask_size in (0, 1].")
         if reverse_sampler not in ("ddpm", "ddim"):
             raise GenlabError(f"callbacks.diffusion_viz.reverse_sampler={reverse_sampler} is not ddpm or ddim.")
         self.dirpath = Path(dirpath)
@@ -93,6 +102,8 @@ class DiffusionVisualizer(Callback):
         self.frames = frames
         self.n_reconstruct = n_reconstruct
         self.reconstruct_t = reconstruct_t
+        self.n_inpaint = n_inpaint
+        self.inpaint_mask_size = inpaint_mask_size
         self._last_grid_epoch = 0
 
     # ----- helpers ------------------------------------------------------------------------------
@@ -110,11 +121,11 @@ class DiffusionVisualizer(Callback):
                 add_image(tag, grid, global_step=trainer.global_step)
 
     @staticmethod
-    def _training_images(trainer: Trainer, k: int) -> tuple[Tensor, Tensor] | None:
+    def _training_images(trainer: Trainer, k: int, split: str = "train") -> tuple[Tensor, Tensor] | None:
         datamodule = trainer.datamodule
         if datamodule is None or not hasattr(datamodule, "dataset"):
             return None
-        dataset = datamodule.dataset("train")
+        dataset = datamodule.dataset(split)
         idx = range(min(k, len(dataset)))
         images = torch.stack([dataset.load_uint8(i) for i in idx]).float().div(127.5).sub(1)
         return images, torch.as_tensor([int(dataset.labels[i]) for i in idx])
@@ -187,6 +198,8 @@ class DiffusionVisualizer(Callback):
             self._grid(trainer, pl_module, trainer.current_epoch)
         self._reverse(trainer, pl_module)
         self._reconstruct(trainer, pl_module)
+        if self.n_inpaint > 0:
+            self._inpaint(trainer, pl_module)
 
     def _reverse(self, trainer: Trainer, model: Denoises) -> None:
         T = model.schedule.timesteps
@@ -222,3 +235,20 @@ class DiffusionVisualizer(Callback):
         x_back = sampler.sample(eps_fn, model.schedule, tuple(x0.shape), generator, x_start=x_t, start_t=t)
         self._write(trainer, "reconstruct.png", torch.cat([x0, x_t, x_back]), len(x0), "diffusion/reconstruct")
         log.info("reconstruct.png: rows original | noised to t=%d | denoised back (ddpm)", t + 1)
+
+    def _inpaint(self, trainer: Trainer, model: Denoises) -> None:
+        try:
+            batch = self._training_images(trainer, self.n_inpaint, "test")
+        except GenlabError:  # a dataset without a test split
+            batch = self._training_images(trainer, self.n_inpaint)
+        if batch is None:
+            return
+        x0 = batch[0].to(model.device)
+        mask = center(len(x0), model.image_shape[1], self.inpaint_mask_size)
+        labels = self._sample_labels(model, batch[1])
+        steps = min(self.grid_steps, model.schedule.timesteps)
+        filled = inpaint(model, x0, mask, labels, self._generator(3), sampler="ddim", steps=steps, eta=0.0)
+        masked = torch.where(mask.bool().to(x0.device), x0.new_tensor([1.0, -1.0, -1.0]).view(1, 3, 1, 1), x0)
+        rows = torch.cat([x0.expand(-1, 3, -1, -1), masked, filled.expand(-1, 3, -1, -1)])
+        self._write(trainer, "inpaint.png", rows, len(x0), "diffusion/inpaint")
+        log.info("inpaint.png: rows test image | centre mask (red) | RePaint on DDIM-%d", steps)

@@ -2,7 +2,8 @@
 
 Modes, by what the run's model can do and what is asked: samples from noise (the default for
 generators), latent interpolations (``interpolate=true``), translations of a split's pairs or of
-``input=`` images (translators), SDEdit variations of a split's or ``input=`` images (``strength=``).
+``input=`` images (translators), SDEdit variations of a split's or ``input=`` images (``strength=``),
+inpainting of a split's or ``input=`` images (``mask=``, :mod:`genlab.tasks.inpaint`).
 Outputs go to ``DIR/sample/<date_time>/`` as ``grid.png`` (+ ``images/`` or ``samples.npz``); a
 failed command leaves no folder behind.
 """
@@ -33,6 +34,7 @@ from genlab.imaging import (
     save_pngs,
 )
 from genlab.tasks.common import CONFIG_PATH, discard, extra_options, plus_unknown_keys, run_task
+from genlab.tasks.inpaint import asks_inpainting, inpaintings
 
 log = logging.getLogger("genlab")
 
@@ -161,7 +163,9 @@ def sample(cfg: DictConfig) -> list[Path]:
         return []
     out = Path(cfg.paths.run_dir)
     image_to_image = bool(cfg.input or cfg.split or cfg.strength is not None)
-    if isinstance(run.model, Translates):
+    if asks_inpainting(cfg):
+        written = inpaintings(run, cfg, options, out)
+    elif isinstance(run.model, Translates):
         if options or cfg.interpolate:
             raise GenlabError(f"model={run.name} translates images; it takes input=, split=, n, direction=.")
         written = translations(run, cfg, out)

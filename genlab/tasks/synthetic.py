@@ -1,4 +1,4 @@
-"""Building the synthetic pool of ``augment=generative|sdedit`` before a classifier trains.
+"""Building the synthetic pool of ``augment=generative|sdedit|inpaint`` before a classifier trains.
 
 The pool is generated once (with a progress bar), written to ``<run>/synthetic/pool.pt`` with a
 preview ``<run>/synthetic.png``, and shared through ``paths.cache_dir`` by every run that asks for
