@@ -21,6 +21,7 @@ from pytorch_lightning import Callback, LightningDataModule, LightningModule, Tr
 from pytorch_lightning.loggers import Logger
 
 from genlab import resolvers
+from genlab.callbacks.trackers import check_logger
 from genlab.errors import GenlabError
 from genlab.io import safe_torch_load
 from genlab.models.switches import SWITCH_KEYS, apply_switches, check_precision
@@ -83,7 +84,11 @@ def instantiate_callbacks(cfg: DictConfig) -> list[Callback]:
 
 
 def instantiate_loggers(cfg: DictConfig) -> list[Logger]:
-    """Every entry of ``cfg.logger`` that has a ``_target_``."""
+    """Every entry of ``cfg.logger`` that has a ``_target_``; a tracker whose package is missing or whose
+    server does not answer is refused first (:func:`genlab.callbacks.trackers.check_logger`)."""
+    for key, node in (cfg.get("logger") or {}).items():
+        if isinstance(node, DictConfig) and "_target_" in node:
+            check_logger(str(key), node)
     return _instantiate_group(cfg.get("logger"))
 
 

@@ -24,6 +24,7 @@ from genlab.build import (
     instantiate_trainer,
     migrate_config,
 )
+from genlab.callbacks.trackers import close_loggers, log_final_metrics
 from genlab.capabilities import Classifies
 from genlab.errors import GenlabError, Interrupted
 from genlab.io import scalar_metrics, write_json
@@ -47,6 +48,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Build everything from ``cfg``, fit, test the best checkpoint, write ``metrics.json``."""
     migrate_config(cfg)
     keep_csv_logs_of_earlier_segments(cfg)
+    loggers = instantiate_loggers(cfg)  # a tracker that cannot work is refused before anything trains
     seed_everything(cfg.seed, workers=True)
     datamodule = instantiate_datamodule(cfg)
     model = instantiate_model(cfg)
@@ -60,7 +62,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             f"not model={cfg.model.name}."
         )
     callbacks = instantiate_callbacks(cfg) + fid_callbacks(cfg, model, datamodule)
-    trainer = instantiate_trainer(cfg, callbacks, instantiate_loggers(cfg))
+    trainer = instantiate_trainer(cfg, callbacks, loggers)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
@@ -111,6 +113,8 @@ def _fit_and_score(
     metrics["status"] = status
     if trainer.is_global_zero:
         write_json(run_dir / "metrics.json", metrics)
+        log_final_metrics(trainer.loggers, metrics, trainer.global_step)
+        close_loggers(trainer.loggers)
         summary = ", ".join(
             f"{k}={v:.4f}" for k, v in metrics.items() if k.startswith(("test/", "fid")) and isinstance(v, float)
         )
