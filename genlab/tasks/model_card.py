@@ -56,7 +56,7 @@ def plain_torch_usage(run: Run, network: DictConfig) -> str:
     ]
     if isinstance(model, Interpolates):
         latent = tuple(model.sample_latent(1).shape[1:])
-        labels = ", torch.arange(16) % {}".format(model.num_classes) if generates_conditionally(model) else ""
+        labels = f", torch.arange(16) % {model.num_classes}" if generates_conditionally(model) else ""
         prior = str(run.config.noise_dist.get("name", "gaussian"))
         lines += [
             f"z = torch.randn(16, {', '.join(map(str, latent))}, generator=torch.Generator().manual_seed(0))"
