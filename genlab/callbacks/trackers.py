@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from hydra.utils import get_class
@@ -32,10 +33,10 @@ REQUIREMENTS: dict[type[Logger], tuple[str, str]] = {
 PROBE_TIMEOUT = 5.0
 
 
-def require(package: str, extra: str, what: str) -> None:
-    """Import ``package``, or raise a GenlabError saying which genlab extra installs it."""
+def require(package: str, extra: str, what: str) -> ModuleType:
+    """Import ``package`` (an optional dependency), or raise a GenlabError saying which genlab extra installs it."""
     try:
-        importlib.import_module(package)
+        return importlib.import_module(package)
     except ImportError:
         raise GenlabError(
             f"{what} needs the Python package '{package}', which is not installed: "

@@ -123,23 +123,32 @@ def _fit_and_score(
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point of ``genlab train``."""
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point of ``genlab train``; returns ``tune.objective`` (e.g. the FID) to a Hydra sweeper."""
     run_dir = Path(cfg.paths.run_dir)
-    run_task(train, cfg, cleanup=None if cfg.get("resume") else lambda: discard_untrained(run_dir))
+    metrics = run_task(train, cfg, cleanup=None if cfg.get("resume") else lambda: discard_untrained(run_dir))
+    objective = OmegaConf.select(cfg, "tune.objective")
+    return metrics.get(objective) if objective else None
 
 
-def train_in_python(overrides: list[str]) -> Run:
-    """``genlab.train``: compose the train config, train into a new run folder, return the loaded run."""
+def train_into(overrides: list[str], run_dir: Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """Compose the train config with ``overrides``, train into ``run_dir`` (default: a new
+    ``<output_root>/train/<date_time>_<model>_<data>``) with its saved config; return the folder and metrics."""
     cfg = compose_config("train", overrides)
-    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
-    run_dir = Path(cfg.paths.output_root).resolve() / "train" / f"{stamp}_{cfg.model.name}_{cfg.data.name}"
+    if run_dir is None:
+        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
+        run_dir = Path(cfg.paths.output_root).resolve() / "train" / f"{stamp}_{cfg.model.name}_{cfg.data.name}"
     with open_dict(cfg):
         cfg.paths.run_dir = str(run_dir)
     (run_dir / ".hydra").mkdir(parents=True)
     OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml", resolve=False)
     OmegaConf.save(OmegaConf.create(overrides), run_dir / ".hydra" / "overrides.yaml")
-    metrics = train(cfg)
+    return run_dir, train(cfg)
+
+
+def train_in_python(overrides: list[str]) -> Run:
+    """``genlab.train``: compose the train config, train into a new run folder, return the loaded run."""
+    run_dir, metrics = train_into(overrides)
     if metrics.get("status") != "completed":
         raise GenlabError(f"training ended '{metrics.get('status')}': see {run_dir / 'metrics.json'}.")
     return Run.load(run_dir)
