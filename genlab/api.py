@@ -21,15 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pytorch_lightning import LightningDataModule, LightningModule
-from safetensors.torch import load_file
 from torch import Tensor
 
 from genlab import progress
 from genlab.build import (
     instantiate_datamodule,
     instantiate_model,
+    load_export,
     load_run_config,
     load_weights,
     pick_device,
@@ -38,7 +38,6 @@ from genlab.build import (
 from genlab.capabilities import (
     Classifies,
     Edits,
-    Exports,
     Generates,
     Interpolates,
     Translates,
@@ -100,22 +99,11 @@ class Run:
 
     @classmethod
     def from_export(cls, directory: str | Path, device: str | None = "auto") -> Run:
-        """Rebuild a model from a ``genlab export`` folder: ``config.yaml`` builds it, ``model.safetensors`` fills its
-        sampling network (the EMA copy where there is one); :meth:`sample` etc. then work as on the run."""
-        folder = Path(directory)
-        weights, config_file = folder / "model.safetensors", folder / "config.yaml"
-        if not weights.is_file() or not config_file.is_file():
-            raise GenlabError(f"{folder} is not a genlab export: it needs model.safetensors and config.yaml.")
-        config = OmegaConf.load(config_file)
-        model = instantiate_model(config)
-        if not isinstance(model, Exports):
-            raise GenlabError(f"model={config.model.name} in {config_file} has no single sampling network to load.")
-        try:
-            model.sampling_network().load_state_dict(load_file(weights))
-        except RuntimeError as err:
-            raise GenlabError(f"{weights} does not match {config_file} ({str(err).splitlines()[0]}).") from None
+        """Rebuild a model from a ``genlab export`` folder (:func:`genlab.build.load_export`); :meth:`sample`
+        etc. then work as on the run."""
+        config, model, weights = load_export(directory)
         target = pick_device(device)
-        return cls(folder, config, weights, model.to(target).eval(), target)
+        return cls(Path(directory), config, weights, model.to(target).eval(), target)
 
     def __repr__(self) -> str:
         return f"Run({str(self.directory)!r}, model={self.name}, checkpoint={self.checkpoint.name})"

@@ -1,40 +1,25 @@
 """Check ``genlab demo`` in a real browser: serve a run's page, load it in headless Chromium, click Generate,
 save a screenshot once the new grid is shown.
 
-    python scripts/demo_screenshot.py RUN_DIR docs/img/demo.png [--port 7861]
+    python -m scripts.demo_screenshot RUN_DIR docs/img/demo.png [--port 7861]
 
-Chromium (Debian's ``chromium`` package: ``apt-get install chromium``) runs headless with a fresh profile
-and no background traffic, driven through the DevTools protocol over a pipe (``--remote-debugging-pipe``:
-NUL-separated JSON on file descriptors 3 and 4). Exits non-zero when the demo does not start, or the page
-shows no generated grid in time.
+Chromium runs headless with a fresh profile and no background traffic (:mod:`scripts.headless_chromium`).
+Exits non-zero when the demo does not start, or the page shows no generated grid in time.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--hide-scrollbars",
-    "--remote-debugging-pipe",
-]
+from scripts.headless_chromium import Chromium
+
 # The src of the shown grid (a file Gradio serves), once the image has loaded; "" before.
 GRID_SRC = (
     "(() => { const i = [...document.querySelectorAll('img')].find(i => i.src.includes('/gradio_api/file=')); "
@@ -67,80 +52,6 @@ def start_demo(run_dir: Path, port: int, timeout: float) -> tuple[subprocess.Pop
     raise SystemExit(f"genlab demo did not start (exit status {demo.wait()})")
 
 
-class Chromium:
-    """Headless Chromium driven through the DevTools protocol over a pipe (one page)."""
-
-    def __init__(self, profile: str, width: int, height: int) -> None:
-        browser = shutil.which("chromium") or shutil.which("chromium-browser")
-        if browser is None:
-            raise SystemExit("chromium is not installed (Debian: apt-get install chromium)")
-        to_browser, self._commands = os.pipe()
-        self._replies, from_browser = os.pipe()
-
-        def pipes_on_3_and_4() -> None:
-            reading, writing = os.dup(to_browser), os.dup(from_browser)  # above 4: the dup2s cannot clobber them
-            os.dup2(reading, 3)
-            os.dup2(writing, 4)
-
-        self.process = subprocess.Popen(
-            [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-            preexec_fn=pipes_on_3_and_4,
-            close_fds=False,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        os.close(to_browser)
-        os.close(from_browser)
-        self._buffer, self._id, self.session = b"", 0, None
-        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        self.send(
-            "Emulation.setDeviceMetricsOverride",
-            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
-        )
-
-    def send(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Send one command (to the page once attached) and return its result."""
-        self._id += 1
-        message = {"id": self._id, "method": method, "params": params or {}}
-        if self.session is not None:
-            message["sessionId"] = self.session
-        os.write(self._commands, json.dumps(message).encode() + b"\0")
-        while True:
-            while b"\0" not in self._buffer:
-                chunk = os.read(self._replies, 1 << 16)
-                if not chunk:
-                    raise SystemExit("chromium closed the DevTools pipe")
-                self._buffer += chunk
-            raw, self._buffer = self._buffer.split(b"\0", 1)
-            reply = json.loads(raw)
-            if reply.get("id") == self._id:
-                if "error" in reply:
-                    raise SystemExit(f"chromium: {method}: {reply['error']}")
-                return reply.get("result", {})
-
-    def evaluate(self, expression: str) -> Any:
-        return self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True})["result"].get("value")
-
-    def wait_for(self, expression: str, timeout: float, unlike: Any = None) -> Any:
-        """Poll ``expression`` until it is truthy and differs from ``unlike``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = self.evaluate(expression)
-            if value and value != unlike:
-                return value
-            time.sleep(0.5)
-        raise SystemExit(f"timed out after {timeout:.0f} s waiting for: {expression}")
-
-    def close(self) -> None:
-        self.session = None
-        self.send("Browser.close")
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-
-
 def screenshot(url: str, out: Path, width: int, height: int, timeout: float, seed: int) -> None:
     """Load the page, wait for its first grid (seed 0), type ``seed``, click Generate, wait for the new grid
     (Gradio names files by their content: a new grid is a new src), save a PNG of the page."""
@@ -154,11 +65,9 @@ def screenshot(url: str, out: Path, width: int, height: int, timeout: float, see
             browser.evaluate(CLICK_GENERATE)
             browser.wait_for(GRID_SRC, timeout, unlike=first)
             time.sleep(1)  # let the progress overlay fade
-            png = browser.send("Page.captureScreenshot", {"format": "png"})["data"]
+            browser.save_screenshot(out)
         finally:
             browser.close()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(base64.b64decode(png))
 
 
 def main() -> None:

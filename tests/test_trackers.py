@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import compose_config, run_cli
 from eval_fixtures import eval_cache, make_run  # noqa: F401
 from refusals import assert_refused
 
@@ -83,10 +83,17 @@ def test_mlflow_local_store_holds_runs_metrics_params_and_images(tmp_path, eval_
 def test_wandb_offline_run_folder_holds_the_metrics(tmp_path, eval_cache, monkeypatch):  # noqa: F811
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no netrc: no key → offline
+    assert compose_config("train", ["logger=wandb"], tmp_path / "x").logger.wandb.offline is True
+    monkeypatch.setenv("WANDB_API_KEY", "0" * 40)
+    assert compose_config("train", ["logger=wandb"], tmp_path / "x").logger.wandb.offline is False
+    monkeypatch.delenv("WANDB_API_KEY")
     monkeypatch.setenv("WANDB_MODE", "offline")  # Lightning sets it for offline runs; restored after the test
     run_dir = make_run(tmp_path / "run", [*TINY_DCGAN, "logger=wandb"], eval_cache)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     [folder] = (run_dir / "wandb").glob("offline-run-*")
+    deadline = time.monotonic() + 60  # W&B's service process may still be writing the last records
+    while not any("fid" in row for row in wandb_history(folder)) and time.monotonic() < deadline:
+        time.sleep(0.5)
     rows = wandb_history(folder)
     final = next(row for row in reversed(rows) if "fid" in row)
     assert final["fid"] == pytest.approx(metrics["fid"]) and final["trainer/global_step"] == 4  # 2 epochs × 2 batches
