@@ -9,7 +9,9 @@ import struct
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from conftest import compose_config, run_cli
 from eval_fixtures import eval_cache, make_run  # noqa: F401
 from refusals import assert_refused
@@ -120,3 +122,29 @@ def test_unreachable_tracking_uri_fails_fast_with_the_uri(tmp_path):
     result = run_cli(["train", "logger=mlflow", f"logger.mlflow.tracking_uri={uri}"], tmp_path)
     assert_refused(result, f"logger.mlflow.tracking_uri={uri}", {}, [tmp_path / "outputs" / "train"])
     assert "training was not started" in result.stderr and time.monotonic() - started < 120
+
+
+def test_log_image_sends_one_image_to_tensorboard_and_mlflow_through_their_apis(tmp_path):
+    from mlflow import MlflowClient
+    from PIL import Image
+    from pytorch_lightning.loggers import MLFlowLogger, TensorBoardLogger
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from genlab.callbacks.trackers import log_image
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow_logger = MLFlowLogger(experiment_name="t", tracking_uri=store, artifact_location=str(tmp_path / "art"))
+    board = TensorBoardLogger(tmp_path, name="tb", version="")
+    grid = torch.linspace(0, 1, 12).view(1, 3, 4)  # one channel, as make_grid leaves a grey grid of one image
+    log_image([board, mlflow_logger], "diffusion/forward", grid, step=3)
+    board.experiment.flush()
+
+    client = MlflowClient(tracking_uri=store)
+    [png] = [a.path for a in client.list_artifacts(mlflow_logger.run_id, "images") if a.path.endswith(".png")]
+    assert png.startswith("images/diffusion_forward+step+3+")
+    saved = np.asarray(Image.open(client.download_artifacts(mlflow_logger.run_id, png, str(tmp_path))))
+    assert np.array_equal(saved, (grid[0] * 255).round().byte().numpy())
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    [image] = events.Images("diffusion/forward")
+    assert image.step == 3 and (image.width, image.height) == (4, 3)
