@@ -24,6 +24,7 @@ from genlab.capabilities import Exports, Translates, generates_conditionally
 from genlab.errors import GenlabError
 from genlab.imaging import comparison_grid, default_nrow, groups_per_row, save_grid, save_picture
 from genlab.io import safe_torch_load
+from genlab.scoring.scorers import generation_options
 from genlab.tasks.common import CONFIG_PATH, discard, run_task
 from genlab.tasks.model_card import training_record, write_card
 
@@ -51,11 +52,13 @@ def write_grid(run: Run, cfg: DictConfig, out: Path) -> str:
         outputs = run.translate(inputs)
         save_picture(comparison_grid([inputs, outputs, targets], groups_per_row(len(inputs), 3)), out / "samples.png")
         return f"The first {len(inputs)} test pairs: input | output | target."
-    samples = run.sample(cfg.n, cfg.seed)
+    options = generation_options(run.model, run.config.eval.get("sample_options") or {}, {})
+    samples = run.sample(cfg.n, cfg.seed, **options)
     classes = int(run.model.num_classes) if generates_conditionally(run.model) else 0
     save_grid(samples.images, out / "samples.png", default_nrow(cfg.n, samples.labels, classes))
     rows = " (one row per class)" if classes else ""
-    return f"{cfg.n} samples{rows}, seed {cfg.seed}, the run's default sampling options."
+    how = ", ".join(f"{k}={v}" for k, v in options.items()) or "the run's default sampling options"
+    return f"{cfg.n} samples{rows}, seed {cfg.seed}, {how} (as the end-of-training scores)."
 
 
 def export(cfg: DictConfig) -> Path:
