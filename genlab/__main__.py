@@ -17,12 +17,20 @@ COMMANDS: dict[str, str] = {
     "sample": "generate images from a trained run: sample run=DIR [n=64] [seed=0]",
     "eval": "score a trained run (FID, KID, precision/recall, accuracy): eval run=DIR",
     "augment": "preview an augmentation pipeline: augment data=X augment=Y [n=16]",
+    "export": "safetensors weights + config + model card of a run: export run=DIR [ckpt=last|best]",
+    "demo": "a local web page to play with a run (Gradio): demo run=DIR [port=7860]",
+    "tune": "search hyperparameters with Optuna: tune experiment=tune_dcgan [tune.n_trials=20]",
 }
 
 COMMAND_ENV = "GENLAB_COMMAND"
 
 # Commands that read an existing run: their output folder lives inside it, so check it first.
-RUN_ARGUMENTS: dict[str, tuple[str, ...]] = {"sample": ("run",), "eval": ("run", "sweep")}
+RUN_ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "sample": ("run",),
+    "eval": ("run", "sweep"),
+    "export": ("run",),
+    "demo": ("run",),
+}
 
 
 def usage() -> str:

@@ -29,6 +29,7 @@ from genlab import progress
 from genlab.build import (
     instantiate_datamodule,
     instantiate_model,
+    load_export,
     load_run_config,
     load_weights,
     pick_device,
@@ -97,6 +98,14 @@ class Run:
         target = pick_device(device)
         model = load_weights(instantiate_model(config), checkpoint).to(target).eval()
         return cls(Path(config.paths.run_dir), config, checkpoint, model, target)
+
+    @classmethod
+    def from_export(cls, directory: str | Path, device: str | None = "auto") -> Run:
+        """Rebuild a model from a ``genlab export`` folder (:func:`genlab.build.load_export`); :meth:`sample`
+        etc. then work as on the run."""
+        config, model, weights = load_export(directory)
+        target = pick_device(device)
+        return cls(Path(directory), config, weights, model.to(target).eval(), target)
 
     def __repr__(self) -> str:
         return f"Run({str(self.directory)!r}, model={self.name}, checkpoint={self.checkpoint.name})"

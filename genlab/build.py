@@ -19,8 +19,11 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning import Callback, LightningDataModule, LightningModule, Trainer
 from pytorch_lightning.loggers import Logger
+from safetensors.torch import load_file
 
 from genlab import resolvers
+from genlab.callbacks.trackers import check_logger
+from genlab.capabilities import Exports
 from genlab.errors import GenlabError
 from genlab.io import safe_torch_load
 from genlab.models.switches import SWITCH_KEYS, apply_switches, check_precision
@@ -84,7 +87,11 @@ def instantiate_callbacks(cfg: DictConfig) -> list[Callback]:
 
 
 def instantiate_loggers(cfg: DictConfig) -> list[Logger]:
-    """Every entry of ``cfg.logger`` that has a ``_target_``."""
+    """Every entry of ``cfg.logger`` that has a ``_target_``; a tracker whose package is missing or whose
+    server does not answer is refused first (:func:`genlab.callbacks.trackers.check_logger`)."""
+    for key, node in (cfg.get("logger") or {}).items():
+        if isinstance(node, DictConfig) and "_target_" in node:
+            check_logger(str(key), node)
     return _instantiate_group(cfg.get("logger"))
 
 
@@ -166,6 +173,24 @@ def load_weights(model: LightningModule, ckpt_path: Path) -> LightningModule:
         first = str(err).splitlines()[0]
         raise GenlabError(f"checkpoint '{ckpt_path}' does not match the run's model config ({first}).") from None
     return model
+
+
+def load_export(directory: str | Path) -> tuple[DictConfig, LightningModule, Path]:
+    """A ``genlab export`` folder's config, the model it builds with ``model.safetensors`` loaded into its sampling
+    network (the EMA copy where there is one; the rest keeps its initial weights), and the weights file."""
+    folder = Path(directory)
+    weights, config_file = folder / "model.safetensors", folder / "config.yaml"
+    if not weights.is_file() or not config_file.is_file():
+        raise GenlabError(f"{folder} is not a genlab export: it needs model.safetensors and config.yaml.")
+    config = OmegaConf.load(config_file)
+    model = instantiate_model(config)
+    if not isinstance(model, Exports):
+        raise GenlabError(f"model={config.model.name} in {config_file} has no single sampling network to load.")
+    try:
+        model.sampling_network().load_state_dict(load_file(weights))
+    except RuntimeError as err:
+        raise GenlabError(f"{weights} does not match {config_file} ({str(err).splitlines()[0]}).") from None
+    return config, model, weights
 
 
 def pick_device(name: str | None) -> torch.device:

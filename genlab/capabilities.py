@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 
 @runtime_checkable
@@ -117,3 +117,11 @@ class Classifies(Protocol):
     num_classes: int
 
     def classify(self, images: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class Exports(Protocol):
+    """Its samples come from one network (the EMA copy where there is one): ``genlab export`` saves that
+    network's weights alone, and :meth:`genlab.api.Run.from_export` loads them back."""
+
+    def sampling_network(self) -> nn.Module: ...

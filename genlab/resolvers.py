@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import netrc
+import os
 from pathlib import Path
+from urllib.parse import urlparse
 
 from omegaconf import OmegaConf
 
@@ -29,7 +32,40 @@ def eval_output_root(run: str | None, sweep: str | None, output_root: str) -> st
     return f"{output_root}/eval"
 
 
-RESOLVERS = {"short_dirname": short_dirname, "genlab_eval_dir": eval_output_root}
+def absolute_path(path: str) -> str:
+    """``path`` made absolute (against the working directory), ``~`` expanded."""
+    return str(Path(str(path)).expanduser().resolve())
+
+
+def local_artifacts(tracking_uri: str) -> str | None:
+    """MLflow artifacts beside a local store (``sqlite:///DIR/mlflow.db`` → ``DIR/mlartifacts``); None for a
+    server, which keeps its own artifact store."""
+    uri = str(tracking_uri)
+    if not uri.startswith(("sqlite:///", "file:")):
+        return None
+    path = Path(uri.removeprefix("sqlite:///").removeprefix("file://").removeprefix("file:"))
+    return str((path.parent if uri.startswith("sqlite:") else path) / "mlartifacts")
+
+
+def wandb_offline() -> bool:
+    """True unless a W&B API key is set (``WANDB_API_KEY`` or ``wandb login``'s netrc entry), so W&B never prompts."""
+    if os.environ.get("WANDB_API_KEY"):
+        return False
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+    try:
+        return netrc.netrc().authenticators(host) is None
+    except (OSError, netrc.NetrcParseError):
+        return True
+
+
+RESOLVERS = {
+    "short_dirname": short_dirname,
+    "genlab_eval_dir": eval_output_root,
+    "basename": lambda path: Path(str(path)).name,
+    "abspath": absolute_path,
+    "mlflow_artifacts": local_artifacts,
+    "wandb_offline": wandb_offline,
+}
 
 
 def register() -> None:

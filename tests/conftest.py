@@ -13,6 +13,15 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # avoids the slowdown of oversubscribed OpenMP thread pools.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+# Nothing phones home from the tests: MLflow's and Gradio's usage telemetry off, W&B offline.
+for _key, _value in {
+    "DO_NOT_TRACK": "true",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "WANDB_MODE": "offline",
+}.items():
+    os.environ.setdefault(_key, _value)
+
 import pytest
 import torch
 from hydra import compose, initialize_config_dir

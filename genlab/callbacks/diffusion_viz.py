@@ -21,6 +21,7 @@ from torch import Tensor
 from torchvision.transforms.v2.functional import to_pil_image
 from torchvision.utils import make_grid
 
+from genlab.callbacks.trackers import log_image
 from genlab.capabilities import Denoises
 from genlab.diffusion.inpainting import inpaint
 from genlab.diffusion.masks import center
@@ -115,10 +116,7 @@ class DiffusionVisualizer(Callback):
         png, grid = grid_png(images, nrow)
         self.dirpath.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(self.dirpath / name, png)
-        for logger in trainer.loggers:
-            add_image = getattr(getattr(logger, "experiment", None), "add_image", None)
-            if callable(add_image):
-                add_image(tag, grid, global_step=trainer.global_step)
+        log_image(trainer.loggers, tag, grid, trainer.global_step)
 
     @staticmethod
     def _training_images(trainer: Trainer, k: int, split: str = "train") -> tuple[Tensor, Tensor] | None:

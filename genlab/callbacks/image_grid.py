@@ -8,10 +8,10 @@ from typing import Any
 import torch
 from PIL import Image, ImageDraw
 from pytorch_lightning import Callback, LightningModule, Trainer
-from pytorch_lightning.loggers import TensorBoardLogger
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
+from genlab.callbacks.trackers import log_image
 from genlab.capabilities import Generates, Interpolates, generates_conditionally
 from genlab.errors import GenlabError
 from genlab.imaging import square_nrow, to_unit_range
@@ -96,9 +96,7 @@ class ImageGrid(Callback):
         grid = self.render(pl_module)
         self.dirpath.mkdir(parents=True, exist_ok=True)
         save_image(grid, self.dirpath / f"epoch_{epoch:04d}.png")
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("samples", grid, global_step=trainer.global_step)
+        log_image(trainer.loggers, "samples", grid, trainer.global_step)
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.is_global_zero:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
-from pytorch_lightning.loggers import TensorBoardLogger
 from torch import Tensor
 from torchvision.utils import save_image
 
+from genlab.callbacks.trackers import log_image
 from genlab.capabilities import Translates
 from genlab.imaging import comparison_grid, groups_per_row
 
@@ -42,6 +42,4 @@ class TranslationGridCallback(Callback):
         path = Path(trainer.default_root_dir) / "samples" / f"epoch_{epoch:04d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         save_image(grid, path)
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("val/triples", grid, global_step=epoch)
+        log_image(trainer.loggers, "val/triples", grid, epoch)

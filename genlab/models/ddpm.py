@@ -162,6 +162,10 @@ class DiffusionModule(GenlabModule):
                     options[option] += f", {name}"
         return options
 
+    def sampling_network(self) -> nn.Module:
+        """The network that samples: the EMA copy of the ε-predictor (capability Exports)."""
+        return self.ema_net.module
+
     def resolve_sampler(self, sampler: str | Sampler | None = None, **options: Any) -> Sampler:
         """The sampler to use: the run's default, or the one named, with ``options`` changed.
 

@@ -106,6 +106,10 @@ class Pix2PixModule(AdversarialModule):
     def forward(self, inputs: Tensor) -> Tensor:
         return self.translate(inputs)
 
+    def sampling_network(self) -> nn.Module:
+        """The network that translates: the generator (capability Exports)."""
+        return self.generator
+
     # ----------------------------------------------------------------- training
     def check_data(self, datamodule: Any) -> None:
         if not isinstance(datamodule, PairedDataModule):

@@ -91,7 +91,8 @@ def run_task(task: Callable[[DictConfig], Any], cfg: DictConfig, cleanup: Callab
 
 
 def discard(out_dir: Path) -> None:
-    """Remove a failed command's output folder, and its parent when that is left empty (``sample/``, ``eval/``)."""
+    """Remove a failed command's output folder, and its parent when that is left empty (``sample/``, ``eval/``,
+    ``export/``, ``tune/``)."""
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).is_relative_to(out_dir.resolve()):
             logging.getLogger().removeHandler(handler)
@@ -99,7 +100,7 @@ def discard(out_dir: Path) -> None:
     if out_dir.is_dir():
         shutil.rmtree(out_dir, ignore_errors=True)
     parent = out_dir.parent
-    if parent.name in ("sample", "eval") and parent.is_dir() and not any(parent.iterdir()):
+    if parent.name in ("sample", "eval", "export", "tune") and parent.is_dir() and not any(parent.iterdir()):
         parent.rmdir()
 
 

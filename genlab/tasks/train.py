@@ -24,6 +24,7 @@ from genlab.build import (
     instantiate_trainer,
     migrate_config,
 )
+from genlab.callbacks.trackers import close_loggers, log_final_metrics
 from genlab.capabilities import Classifies
 from genlab.errors import GenlabError, Interrupted
 from genlab.io import scalar_metrics, write_json
@@ -52,6 +53,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         )
     migrate_config(cfg)
     keep_csv_logs_of_earlier_segments(cfg)
+    loggers = instantiate_loggers(cfg)  # a tracker that cannot work is refused before anything trains
     seed_everything(cfg.seed, workers=True)
     datamodule = instantiate_datamodule(cfg)
     model = instantiate_model(cfg)
@@ -65,7 +67,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             f"not model={cfg.model.name}."
         )
     callbacks = instantiate_callbacks(cfg) + fid_callbacks(cfg, model, datamodule)
-    trainer = instantiate_trainer(cfg, callbacks, instantiate_loggers(cfg))
+    trainer = instantiate_trainer(cfg, callbacks, loggers)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
@@ -116,6 +118,8 @@ def _fit_and_score(
     metrics["status"] = status
     if trainer.is_global_zero:
         write_json(run_dir / "metrics.json", metrics)
+        log_final_metrics(trainer.loggers, metrics, trainer.global_step)
+        close_loggers(trainer.loggers)
         summary = ", ".join(
             f"{k}={v:.4f}" for k, v in metrics.items() if k.startswith(("test/", "fid")) and isinstance(v, float)
         )
@@ -124,23 +128,32 @@ def _fit_and_score(
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point of ``genlab train``."""
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point of ``genlab train``; returns ``tune.objective`` (e.g. the FID) to a Hydra sweeper."""
     run_dir = Path(cfg.paths.run_dir)
-    run_task(train, cfg, cleanup=None if cfg.get("resume") else lambda: discard_untrained(run_dir))
+    metrics = run_task(train, cfg, cleanup=None if cfg.get("resume") else lambda: discard_untrained(run_dir))
+    objective = OmegaConf.select(cfg, "tune.objective")
+    return metrics.get(objective) if objective else None
 
 
-def train_in_python(overrides: list[str]) -> Run:
-    """``genlab.train``: compose the train config, train into a new run folder, return the loaded run."""
+def train_into(overrides: list[str], run_dir: Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """Compose the train config with ``overrides``, train into ``run_dir`` (default: a new
+    ``<output_root>/train/<date_time>_<model>_<data>``) with its saved config; return the folder and metrics."""
     cfg = compose_config("train", overrides)
-    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
-    run_dir = Path(cfg.paths.output_root).resolve() / "train" / f"{stamp}_{cfg.model.name}_{cfg.data.name}"
+    if run_dir is None:
+        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
+        run_dir = Path(cfg.paths.output_root).resolve() / "train" / f"{stamp}_{cfg.model.name}_{cfg.data.name}"
     with open_dict(cfg):
         cfg.paths.run_dir = str(run_dir)
     (run_dir / ".hydra").mkdir(parents=True)
     OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml", resolve=False)
     OmegaConf.save(OmegaConf.create(overrides), run_dir / ".hydra" / "overrides.yaml")
-    metrics = train(cfg)
+    return run_dir, train(cfg)
+
+
+def train_in_python(overrides: list[str]) -> Run:
+    """``genlab.train``: compose the train config, train into a new run folder, return the loaded run."""
+    run_dir, metrics = train_into(overrides)
     if metrics.get("status") != "completed":
         raise GenlabError(f"training ended '{metrics.get('status')}': see {run_dir / 'metrics.json'}.")
     return Run.load(run_dir)
