@@ -45,7 +45,13 @@ from genlab.capabilities import (
 from genlab.errors import GenlabError
 from genlab.metrics.evaluate import classifier_report, resolve_metrics
 from genlab.metrics.translation import resolve_translation_metrics
-from genlab.scoring.scorers import generation_options, generation_record, generative_scorer, translation_scorer
+from genlab.scoring.scorers import (
+    generation_options,
+    generation_record,
+    generative_scorer,
+    score_translations,
+    translation_scorer,
+)
 
 TRANSLATE_BATCH = 64
 
@@ -263,10 +269,15 @@ class Run:
         if isinstance(self.model, Translates):
             self.check_options(options)
             scorer = translation_scorer(
-                data_cfg, settings, metrics=resolve_translation_metrics(metrics), datamodule=self.datamodule, **common
+                data_cfg,
+                settings,
+                metrics=resolve_translation_metrics(metrics),
+                datamodule=self.datamodule,
+                translator=self.model,
+                **common,
             )
             with progress.progress(scorer.n, f"scoring {scorer.n} translations"):
-                result = scorer.score(self.model.translate, self.datamodule.dataloader(split))
+                result = score_translations(scorer, self.model, self.datamodule, split)
             return Evaluation({**result, "seed": seed})
         if isinstance(self.model, Generates):
             self.check_options(options)

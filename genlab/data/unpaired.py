@@ -175,6 +175,12 @@ class UnpairedDataModule(ImageDataModule):
         images = self.domain(split, domain)
         return gather(images, range(min(n, len(images))), clean=True)
 
+    def domain_batches(self, split: str, domain: str) -> Iterator[Tensor]:
+        """Every image of ``domain`` in ``split`` in order, without random transforms, in batches (in [-1, 1])."""
+        images = self.domain(split, domain)
+        for start in range(0, len(images), self.batch_size):
+            yield gather(images, range(start, min(start + self.batch_size, len(images))), clean=True)
+
     def fixed_pairs(self, split: str, n: int) -> tuple[Tensor, Tensor]:
         """The first ``n`` images of each domain of ``split`` (true pairs only where :meth:`has_true_pairs`)."""
         return self.fixed_domain_images(split, n, "A"), self.fixed_domain_images(split, n, "B")
