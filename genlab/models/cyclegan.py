@@ -122,13 +122,8 @@ class CycleGANModule(AdversarialModule):
         for key, value in (("lambda_cyc", lambda_cyc), ("lambda_identity", lambda_identity)):
             if value < 0:
                 raise GenlabError(f"model.{key}={value} must be >= 0 (the paper uses λ_cyc = 10, λ_identity = 0.5).")
-        options = {
-            "n_epochs": n_epochs,
-            "n_epochs_decay": n_epochs_decay,
-            "init_gain": init_gain,
-            "pool_size": pool_size,
-        }
-        for key, value in options.items():
+        counts = {"n_epochs": n_epochs, "n_epochs_decay": n_epochs_decay, "pool_size": pool_size}
+        for key, value in {**counts, "init_gain": init_gain}.items():
             if value is not None and value < 0:
                 raise GenlabError(f"model.{key}={value} must be >= 0.")
         if lambda_identity > 0 and channels_a != channels_b:
