@@ -160,27 +160,21 @@ class CycleGANModule(AdversarialModule):
         """Side of the square images the generators were built for."""
         return self.generator_ab.image_size
 
-    def _check_direction(self, direction: str) -> None:
-        if direction not in self.directions:
-            raise GenlabError(f"direction={direction} is not one of {', '.join(self.directions)} (model=cyclegan).")
-
     def input_channels(self, direction: str = "AtoB") -> int:
         """Channels of the source domain of ``direction`` (A for AtoB, B for BtoA)."""
-        self._check_direction(direction)
+        if direction not in self.directions:
+            raise GenlabError(f"direction={direction} is not one of {', '.join(self.directions)} (model=cyclegan).")
         return self.channels[direction[0]]
 
     def translation_network(self, direction: str) -> nn.Module:
         """G (AtoB) or F (BtoA); their moving averages when ``ema_decay`` is set."""
-        self._check_direction(direction)
+        self.input_channels(direction)  # checks the direction
         live, ema = (self.generator_ab, self.ema_ab) if direction == "AtoB" else (self.generator_ba, self.ema_ba)
         return ema.module if ema is not None else live
 
     def translate(self, images: Tensor, direction: str = "AtoB") -> Tensor:
         """G(A) (``AtoB``) or F(B) (``BtoA``): images in [-1, 1] → the other domain, in [-1, 1]."""
         return self.translation_network(direction)(images)
-
-    def forward(self, inputs: Tensor) -> Tensor:
-        return self.translate(inputs)
 
     # ----------------------------------------------------------------- losses
     def _judge_a(self, images: Tensor, condition: Tensor | None) -> Tensor:
@@ -201,12 +195,9 @@ class CycleGANModule(AdversarialModule):
         with frozen(self.discriminator_a), frozen(self.discriminator_b):
             gan_ab, _ = self.loss.generator_loss(self._judge_b, fake_b, None)
             gan_ba, _ = self.loss.generator_loss(self._judge_a, fake_a, None)
-        total = (
-            gan_ab
-            + gan_ba
-            + self.lambda_cyc * (cycle_a + cycle_b)
-            + self.lambda_cyc * self.lambda_identity * (identity_a + identity_b)
-        )
+        cycle = self.lambda_cyc * (cycle_a + cycle_b)
+        identity = self.lambda_cyc * self.lambda_identity * (identity_a + identity_b)
+        total = gan_ab + gan_ba + cycle + identity
         return GeneratorPass(fake_b, fake_a, gan_ab, gan_ba, cycle_a, cycle_b, identity_a, identity_b, total)
 
     def discriminator_loss(self, real_a: Tensor, real_b: Tensor, fake_a: Tensor, fake_b: Tensor) -> dict[str, Tensor]:
