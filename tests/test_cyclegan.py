@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import FAST, compose_config
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from genlab.build import instantiate_datamodule, instantiate_model, instantiate_trainer
 from genlab.errors import GenlabError
@@ -143,6 +144,19 @@ def test_config_builds_the_paper_model_and_the_unet_option(cfg_factory):
     with_ema = instantiate(cfg_factory("train", ["model=cyclegan", "model.ema_decay=0.9"]).model)
     x = torch.zeros(1, 1, 32, 32)
     assert torch.equal(with_ema.translate(x), with_ema.ema_ab.module(x))
+
+
+def test_comparison_preset_gives_both_arms_the_same_budget(cfg_factory):
+    arms = {}
+    for arm in ("paired", "unpaired"):
+        cfg = cfg_factory("train", ["experiment=translation_paired_vs_unpaired", f"translation={arm}"])
+        arms[arm] = cfg
+        assert "training_clock" in cfg.callbacks
+    assert (arms["paired"].model.name, arms["paired"].data.name) == ("pix2pix", "edges2digits")
+    assert (arms["unpaired"].model.name, arms["unpaired"].data.name) == ("cyclegan", "unpaired_edges2digits")
+    for key in ("trainer.max_epochs", "data.batch_size", "data.epoch_size", "model.generator.ngf", "seed"):
+        values = {arm: OmegaConf.select(cfg, key) for arm, cfg in arms.items()}
+        assert values["paired"] == values["unpaired"], (key, values)
 
 
 # ----------------------------------------------------------------------------- training
