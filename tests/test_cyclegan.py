@@ -253,3 +253,11 @@ def test_unpaired_scorer_follows_its_formulas():
         UnpairedTranslationScorer(
             Projection(), metrics=["fid"], n=10, sizes={"A": 10, "B": 3}, true_pairs=False, protocol={}
         )
+
+
+def test_unpaired_splits_have_fingerprints_of_both_domains(cfg_factory):
+    data = instantiate_datamodule(cfg_factory("train", ["data=unpaired_edges2digits"]), train=False)
+    empty = "e3b0c44298fc1c14"  # sha256 of nothing: what a split without an images tensor used to get
+    prints = {split: data.fingerprint(split) for split in ("train", "val", "test")}
+    assert len(set(prints.values())) == 3 and empty not in prints.values()
+    assert data.fingerprint("test") == prints["test"]
