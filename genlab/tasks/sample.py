@@ -89,9 +89,8 @@ def translation_rows(run: Run, split: str, n: int, direction: str) -> tuple[torc
     if model.paired:
         return a, b
     inputs, targets = (a, b) if direction == "AtoB" else (b, a)
-    return inputs, targets if isinstance(run.datamodule, UnpairedDataModule) and run.datamodule.has_true_pairs(
-        split
-    ) else None
+    true_pairs = isinstance(run.datamodule, UnpairedDataModule) and run.datamodule.has_true_pairs(split)
+    return inputs, targets if true_pairs else None
 
 
 def translations(run: Run, cfg: DictConfig, out: Path) -> list[Path]:
