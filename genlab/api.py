@@ -48,6 +48,7 @@ from genlab.diffusion.inpainting import inpaint
 from genlab.errors import GenlabError
 from genlab.metrics.evaluate import classifier_report, resolve_metrics
 from genlab.metrics.translation import resolve_translation_metrics
+from genlab.scoring import scorers
 from genlab.scoring.scorers import generation_options, generation_record, generative_scorer, translation_scorer
 
 TRANSLATE_BATCH = 64
@@ -283,11 +284,12 @@ class Run:
         common = {"split": split, "features": features, "n": count, "cache_dir": cache_dir, "device": self.device}
         if isinstance(self.model, Translates):
             self.check_options(options)
+            wanted = resolve_translation_metrics(metrics)
             scorer = translation_scorer(
-                data_cfg, settings, metrics=resolve_translation_metrics(metrics), datamodule=self.datamodule, **common
+                data_cfg, settings, metrics=wanted, datamodule=self.datamodule, translator=self.model, **common
             )
             with progress.progress(scorer.n, f"scoring {scorer.n} translations"):
-                result = scorer.score(self.model.translate, self.datamodule.dataloader(split))
+                result = scorers.score_translations(scorer, self.model, self.datamodule, split)
             return Evaluation({**result, "seed": seed})
         if isinstance(self.model, Generates):
             self.check_options(options)

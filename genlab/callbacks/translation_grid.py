@@ -1,4 +1,8 @@
-"""Image grids of translation triples (input | generated | target) for image-to-image models."""
+"""Image grids of translation triples for image-to-image models.
+
+- paired translators (pix2pix): input A | G(A) | target B;
+- two-way unpaired translators (CycleGAN): A | G(A) | F(G(A)) triples, then B | F(B) | G(F(B)).
+"""
 
 from __future__ import annotations
 
@@ -14,15 +18,35 @@ from genlab.capabilities import Translates
 from genlab.imaging import comparison_grid, groups_per_row
 
 
+def _rgb_like(images: Tensor, channels: int) -> Tensor:
+    """``images`` with ``channels`` channels (1-channel images repeated), to stack with other domains."""
+    return images.expand(-1, channels, -1, -1) if images.shape[1] != channels else images
+
+
+def translation_triples(model: Translates, inputs: Tensor, targets: Tensor) -> list[Tensor]:
+    """The three columns of the grid: (A, G(A), B) for a paired translator, else (A | B, G(A) | F(B),
+    F(G(A)) | G(F(B))) with ``inputs`` the A images and ``targets`` the B images."""
+    if model.paired:
+        return [inputs, model.translate(inputs), targets]
+    fake_b, fake_a = model.translate(inputs, "AtoB"), model.translate(targets, "BtoA")
+    rows = [
+        (inputs, targets),
+        (fake_b, fake_a),
+        (model.translate(fake_b, "BtoA"), model.translate(fake_a, "AtoB")),
+    ]
+    channels = max(inputs.shape[1], targets.shape[1])
+    return [torch.cat([_rgb_like(a, channels), _rgb_like(b, channels)]) for a, b in rows]
+
+
 class TranslationGridCallback(Callback):
     """After each validation epoch, translate a fixed set of validation inputs and write the
-    triples to ``<run>/samples/epoch_XXXX.png`` and to TensorBoard (``val/triples``).
+    triples (see the module docstring) to ``<run>/samples/epoch_XXXX.png`` and to TensorBoard (``val/triples``).
 
     The model must translate (:class:`~genlab.capabilities.Translates`); the datamodule needs
-    ``fixed_pairs(split, n)``.
+    ``fixed_pairs(split, n)`` (the first ``n`` images of A and of B).
 
     Args:
-        n: number of triples (the first ``n`` validation pairs, without random transforms).
+        n: number of triples per direction (the first ``n`` validation images, without random transforms).
     """
 
     def __init__(self, n: int = 8) -> None:
@@ -34,10 +58,10 @@ class TranslationGridCallback(Callback):
             return
         if self.pairs is None:
             self.pairs = trainer.datamodule.fixed_pairs("val", self.n)
-        inputs, targets = self.pairs
+        inputs, targets = (images.to(pl_module.device) for images in self.pairs)
         with torch.no_grad():
-            generated = pl_module.translate(inputs.to(pl_module.device))
-        grid = comparison_grid([inputs, generated, targets], groups_per_row(len(inputs), 3))
+            columns = translation_triples(pl_module, inputs, targets)
+        grid = comparison_grid(columns, groups_per_row(len(columns[0]), 3))
         epoch = trainer.current_epoch + 1
         path = Path(trainer.default_root_dir) / "samples" / f"epoch_{epoch:04d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,10 +25,12 @@ LUMA = torch.tensor([0.299, 0.587, 0.114])
 
 @dataclass
 class PairSplit:
-    """One split of pairs held in memory: uint8 inputs (N, Ca, H, W) and targets (N, Cb, H, W)."""
+    """One split of pairs held in memory: uint8 inputs (N, Ca, H, W) and targets (N, Cb, H, W), and the
+    pairs' class labels where the source dataset has them (None: unlabelled)."""
 
     inputs: Tensor
     targets: Tensor
+    labels: Tensor | None = None
 
 
 def sobel_edges(images01: Tensor, threshold: float) -> Tensor:
@@ -68,7 +70,8 @@ class InMemoryPairs(InMemoryImages):
     def __init__(self, split: PairSplit, hflip_p: float = 0.0) -> None:
         self.inputs = split.inputs
         self.images = split.targets
-        self.labels = torch.full((len(split.targets),), -1, dtype=torch.long)
+        unlabelled = torch.full((len(split.targets),), -1, dtype=torch.long)
+        self.labels = unlabelled if split.labels is None else split.labels
         self.transform = None
         self.hflip_p = hflip_p
 

@@ -106,7 +106,7 @@ class EdgesDataModule(PairedDataModule):
             edges = torch.cat(
                 [sobel_edges(chunk.float().div(255), self.threshold) for chunk in data.images.split(4096)]
             )
-            pairs[split] = PairSplit(edges.mul_(255).to(torch.uint8), data.images)
+            pairs[split] = PairSplit(edges.mul_(255).to(torch.uint8), data.images, data.labels)
         return pairs
 
 

@@ -18,6 +18,7 @@ NOT pairs in training.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from genlab.data.base import ImageDataModule
+from genlab.data.base import ImageDataModule, fingerprint
 from genlab.data.datasets import FileImages, InMemoryImages, list_images, read_image_uint8
 from genlab.errors import DatasetNotFoundError, GenlabError
 from genlab.imaging import to_model_range
@@ -166,6 +167,11 @@ class UnpairedDataModule(ImageDataModule):
             raise GenlabError(f"domain={domain} is not a domain of unpaired data: choose A or B.")
         return self.dataset(split).domains[domain]
 
+    def fingerprint(self, split: str) -> str:
+        """A hash of both domains' images and labels in ``split`` (see :func:`genlab.data.base.fingerprint`)."""
+        both = "".join(fingerprint(self.domain(split, domain)) for domain in DOMAINS)
+        return hashlib.sha256(both.encode()).hexdigest()[:16]
+
     def has_true_pairs(self, split: str) -> bool:
         """True where row i of ``split`` is a true pair (A_i, B_i): translations can be scored pixel by pixel."""
         return self.dataset(split).true_pairs
@@ -174,6 +180,12 @@ class UnpairedDataModule(ImageDataModule):
         """The first ``n`` images of ``domain`` in ``split`` without random transforms, in [-1, 1]."""
         images = self.domain(split, domain)
         return gather(images, range(min(n, len(images))), clean=True)
+
+    def domain_batches(self, split: str, domain: str) -> Iterator[Tensor]:
+        """Every image of ``domain`` in ``split`` in order, without random transforms, in batches (in [-1, 1])."""
+        images = self.domain(split, domain)
+        for start in range(0, len(images), self.batch_size):
+            yield gather(images, range(start, min(start + self.batch_size, len(images))), clean=True)
 
     def fixed_pairs(self, split: str, n: int) -> tuple[Tensor, Tensor]:
         """The first ``n`` images of each domain of ``split`` (true pairs only where :meth:`has_true_pairs`)."""

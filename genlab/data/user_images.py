@@ -43,6 +43,20 @@ def output_names(files: list[Path]) -> list[str]:
     return names
 
 
+def channel_mismatches(files: list[Path], channels: int) -> list[tuple[Path, int]]:
+    """The files whose images do not have ``channels`` channels (alpha counted), with the channels they have."""
+    found = []
+    for path in files:
+        try:
+            with Image.open(path) as pil:
+                count = len(pil.getbands())
+        except (UnidentifiedImageError, OSError) as err:
+            raise GenlabError(f"input image {path} cannot be read ({err}).") from None
+        if count != channels:
+            found.append((path, count))
+    return found
+
+
 def load_user_image(path: Path, channels: int, size: int) -> Tensor:
     """A user's image converted to ``channels`` (1 = grey, 3 = RGB), resized to size², in [-1, 1]."""
     try:

@@ -9,13 +9,15 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from genlab.capabilities import Denoises, Generates
+from genlab.capabilities import Denoises, Generates, Translates
+from genlab.data.unpaired import UnpairedDataModule
 from genlab.diffusion.samplers import sampler_class
 from genlab.errors import GenlabError
 from genlab.metrics.evaluate import CLASS_METRICS, GenerativeScorer, ScoringSettings, feature_choice
-from genlab.metrics.features import FeatureNetwork, inception_network
+from genlab.metrics.features import ClassifierFeatures, FeatureNetwork, inception_network
 from genlab.metrics.real_stats import real_features
 from genlab.metrics.translation import WITHOUT_FID, TranslationScorer
+from genlab.metrics.unpaired_translation import UnpairedTranslationScorer
 from genlab.scoring.reference import reference_classifier
 
 
@@ -82,8 +84,13 @@ def translation_scorer(
     cache_dir: str | Path,
     device: torch.device,
     datamodule: Any,
+    translator: Translates | None = None,
 ) -> TranslationScorer:
-    """A :class:`TranslationScorer` of the first ``n`` pairs of ``split``, FID in the target domain's features."""
+    """A scorer of ``translator`` (None: a paired one) on the first ``n`` rows of ``split``, FID in the target
+    domain's features: a :class:`TranslationScorer` of pairs for a paired translator (``translator.paired``),
+    an :class:`UnpairedTranslationScorer` of both directions for an unpaired one. Where the target domain is
+    labelled, the class consistency ``class_acc`` is scored with its reference classifier (when that is the
+    FID network, or when ``metrics`` asks for ``class_acc``)."""
     target = target_domain(data_cfg)
     network = None
     if "fid" in metrics:
@@ -98,12 +105,50 @@ def translation_scorer(
                 if int(target.get("num_classes", 0)) < 2:
                     note = f"(features=classifier does not apply: the targets of data={data_cfg.name} have no labels.) "
                 raise GenlabError(f"{err} {note}To score the translations without FID: {WITHOUT_FID}.") from None
+    classifier = network if isinstance(network, ClassifierFeatures) else None
+    if "class_acc" in metrics and classifier is None:
+        if int(target.get("num_classes", 0)) < 2:
+            raise GenlabError(
+                f"metrics=class_acc needs labelled targets, but those of data={data_cfg.name} have no classes."
+            )
+        classifier = reference_classifier(target, settings, cache_dir, device)
     protocol = {"split": split, "data": str(data_cfg.name), "data_fingerprint": datamodule.fingerprint(split)}
     if network is not None:
         protocol["feature_data"] = str(target.name)
-    return TranslationScorer(
-        network, metrics=metrics, n=n, split_size=len(datamodule.dataset(split)), protocol=protocol
+    if translator is None or translator.paired:
+        size = len(datamodule.dataset(split))
+        return TranslationScorer(
+            network, metrics=metrics, n=n, split_size=size, protocol=protocol, classifier=classifier
+        )
+    sizes = {domain: len(datamodule.domain(split, domain)) for domain in ("A", "B")}
+    return UnpairedTranslationScorer(
+        network,
+        metrics=metrics,
+        n=n,
+        sizes=sizes,
+        true_pairs=datamodule.has_true_pairs(split),
+        protocol=protocol,
+        classifier=classifier,
     )
+
+
+def input_labels(datamodule: Any, split: str) -> torch.Tensor | None:
+    """The classes of the inputs A of ``split`` in order (the classes of their pairs), None when unlabelled."""
+    if isinstance(datamodule, UnpairedDataModule):
+        labels = datamodule.domain_labels(split, "A")
+    else:
+        labels = datamodule.dataset(split).labels
+    return labels if len(labels) and bool((labels >= 0).all()) else None
+
+
+def score_translations(
+    scorer: TranslationScorer, translator: Translates, datamodule: Any, split: str
+) -> dict[str, Any]:
+    """Score ``translator`` on ``split`` with a scorer from :func:`translation_scorer`."""
+    labels = input_labels(datamodule, split)
+    if isinstance(scorer, UnpairedTranslationScorer):
+        return scorer.score(translator.translate, lambda domain: datamodule.domain_batches(split, domain), labels)
+    return scorer.score(translator.translate, datamodule.dataloader(split), labels)
 
 
 def generation_options(model: Generates, defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,12 +13,18 @@ from genlab.callbacks.fid import PeriodicFID
 from genlab.capabilities import Generates, Translates, generates_conditionally
 from genlab.errors import GenlabError
 from genlab.metrics.evaluate import default_metrics
-from genlab.scoring.scorers import generation_options, generation_record, generative_scorer, translation_scorer
+from genlab.scoring.scorers import (
+    generation_options,
+    generation_record,
+    generative_scorer,
+    score_translations,
+    translation_scorer,
+)
 
 log = logging.getLogger("genlab")
 
 # Scores copied into the run's metrics.json (plus how they were made: fid_features, fid_n, fid_sampler, ...).
-END_KEYS = ("fid", "kid_mean", "kid_std", "precision", "recall", "class_acc", "class_coverage", "class_kl")
+END_KEYS = ("fid", "kid_mean", "kid_std", "precision", "recall", "class_acc", "class_coverage", "class_kl", "fid_BtoA")
 
 
 def _scorer(cfg: DictConfig, model: Generates, datamodule: Any, split: str, n: int):
@@ -72,10 +78,11 @@ def end_of_training_scores(cfg: DictConfig, model: LightningModule, datamodule: 
                 cache_dir=cfg.paths.cache_dir,
                 device=model.device,
                 datamodule=datamodule,
+                translator=model,
             )
             model.eval()
             with progress.progress(scorer.n, f"scoring {scorer.n} translations"):
-                metrics = scorer.score(model.translate, datamodule.dataloader(split))
+                metrics = score_translations(scorer, model, datamodule, split)
             record: dict[str, Any] = {}
         else:
             scorer = _scorer(cfg, model, datamodule, split, n)

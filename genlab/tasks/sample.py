@@ -20,7 +20,8 @@ from omegaconf import DictConfig
 
 from genlab.api import Run
 from genlab.capabilities import Edits, Translates
-from genlab.data.user_images import input_images, load_user_images, output_names
+from genlab.data.unpaired import UnpairedDataModule
+from genlab.data.user_images import channel_mismatches, input_images, load_user_images, output_names
 from genlab.diffusion.sdedit import strength_list
 from genlab.errors import GenlabError
 from genlab.imaging import (
@@ -80,14 +81,37 @@ def from_noise(run: Run, cfg: DictConfig, options: dict[str, Any], out: Path) ->
     )
 
 
+def translation_rows(run: Run, split: str, n: int, direction: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The first ``n`` inputs of ``split`` for ``direction`` (A for AtoB, B for BtoA) and their true targets
+    (None where an unpaired split keeps no true pairs)."""
+    model = run.model
+    if direction not in model.directions:
+        raise GenlabError(f"direction={direction} is not one of {', '.join(model.directions)} for model={run.name}.")
+    a, b = run.split_pairs(split, n)
+    if model.paired:
+        return a, b
+    inputs, targets = (a, b) if direction == "AtoB" else (b, a)
+    true_pairs = isinstance(run.datamodule, UnpairedDataModule) and run.datamodule.has_true_pairs(split)
+    return inputs, targets if true_pairs else None
+
+
 def translations(run: Run, cfg: DictConfig, out: Path) -> list[Path]:
-    """Triples (input | output | target) of a split, or the translations of ``input=`` images."""
+    """Rows input | output (| cycle reconstruction for two-way translators) | target (where the split has true
+    pairs) of a split in ``direction``, or the translations of ``input=`` images."""
     if cfg.strength is not None or cfg.variations is not None or cfg.label is not None:
         given = next(k for k in ("strength", "variations", "label") if cfg.get(k) is not None)
         raise GenlabError(f"{given}= does not apply to model={run.name}: it translates images (input= or split=).")
     if cfg.input:
         files = input_images(str(cfg.input))
-        inputs = load_user_images(files, run.model.input_channels(cfg.direction), run.model.image_size)
+        channels = run.model.input_channels(cfg.direction)
+        converted = channel_mismatches(files, channels)
+        if converted:
+            listed = ", ".join(f"{path.name} ({count})" for path, count in converted)
+            log.warning(
+                "converted %d input image(s) to %d channel(s), the source domain of direction=%s: %s",
+                len(converted), channels, cfg.direction, listed,
+            )  # fmt: skip
+        inputs = load_user_images(files, channels, run.model.image_size)
         outputs = run.translate(inputs, cfg.direction)
         per_row = cfg.nrow or groups_per_row(len(files), 3)
         written = [save_picture(comparison_grid([inputs, outputs], per_row), out / "grid.png")]
@@ -96,18 +120,22 @@ def translations(run: Run, cfg: DictConfig, out: Path) -> list[Path]:
         for path, name in zip(files, names, strict=True):
             log.info("%s -> %s", path, out / f"{name}.png")
         return [*written, *(out / f"{name}.png" for name in names)]
-    inputs, targets = run.split_pairs(cfg.split or "test", cfg.n)
-    outputs = run.translate(inputs, cfg.direction)
-    grid = comparison_grid([inputs, outputs, targets], cfg.nrow or groups_per_row(len(inputs), 3))
+    inputs, targets = translation_rows(run, cfg.split or "test", cfg.n, cfg.direction)
+    columns = {"inputs": inputs, "images": run.translate(inputs, cfg.direction)}
+    if not run.model.paired:
+        back = next(d for d in run.model.directions if d != cfg.direction)
+        columns["reconstructions"] = run.translate(columns["images"], back)
+    if targets is not None:
+        columns["targets"] = targets
+    grid = comparison_grid(list(columns.values()), cfg.nrow or groups_per_row(len(inputs), len(columns)))
     written = [save_picture(grid, out / "grid.png")]
     if cfg.format == "png":
         folder = out / "images"
         for i in range(len(inputs)):
-            triple = comparison_grid([inputs[i : i + 1], outputs[i : i + 1], targets[i : i + 1]])
-            save_picture(triple, folder / f"{i:05d}.png")
+            save_picture(comparison_grid([c[i : i + 1] for c in columns.values()]), folder / f"{i:05d}.png")
         written.append(folder)
     elif cfg.format == "npz":
-        written.append(save_npz(out / "samples.npz", inputs=inputs, images=outputs, targets=targets))
+        written.append(save_npz(out / "samples.npz", **columns))
     return written
 
 
