@@ -34,7 +34,8 @@ def noise_factor_list(value: Any, option: str) -> list[float]:
     for v in values:
         number = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
         if not number or v < 0:
-            raise GenlabError(f"{option}={v} must be a number >= 0: it is {FACTOR_MEANING} (0.1-0.5 are typical).")
+            shown = f"{v:g}" if number else v
+            raise GenlabError(f"{option}={shown} must be a number >= 0: it is {FACTOR_MEANING} (0.1-0.5 are typical).")
     if not values:
         raise GenlabError(f"{option} is empty: give a noise factor such as 0.3.")
     return [float(v) for v in values]

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 import yaml
+from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning import LightningModule
@@ -56,11 +57,12 @@ def arm_model_or_skip(cfg: DictConfig, build: Callable[[DictConfig], LightningMo
     error: the reason is printed and written to the run's metrics.json (``"status": "skipped"``)."""
     try:
         return build(cfg)
-    except GenlabError as err:
+    except (GenlabError, InstantiationException) as err:
+        cause = err if isinstance(err, GenlabError) else err.__cause__
         arm = arm_of(cfg)
-        if arm is None:
+        if arm is None or not isinstance(cause, GenlabError):
             raise
-        reason = message_of(err)
+        reason = message_of(cause)
         print(f"genlab: arm {arm} skipped: {reason}", file=sys.stderr, flush=True)
         log.warning("arm %s skipped: %s", arm, reason)
         write_json(Path(cfg.paths.run_dir) / "metrics.json", {"status": "skipped", "arm": arm, "reason": reason})
