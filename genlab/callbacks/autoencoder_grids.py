@@ -3,9 +3,10 @@
 - :class:`DenoiseGrid` (a denoising autoencoder, :class:`~genlab.capabilities.Restores`):
   ``denoise.png``, rows of a validation image | noisy | denoised at each noise factor, and
   ``iterate.png``, pure noise and the model applied to it again and again (columns after 0, 1, 2, …
-  applications). A denoiser trained on one step of noise does not turn noise into digits: the
-  iterates drift to blurry blobs or a fixed pattern, which is what diffusion models fix by learning
-  every noise level and taking small steps.
+  applications). A denoiser trained on one level of noise does not turn noise into digits: the
+  iterates settle on a few smooth, high-contrast blobs (on digits: rings and hooks, the same few
+  shapes from every start), which is what diffusion models fix by learning every noise level and
+  taking small steps from pure noise.
 - :class:`ReconstructionGrid` (a VAE, :class:`~genlab.capabilities.Encodes`): ``reconstruct.png``,
   validation images each beside the decoding of its posterior mean.
 """
