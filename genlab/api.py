@@ -134,7 +134,8 @@ class Run:
     # ----- generation -----------------------------------------------------------------------
 
     def generation_options(self) -> dict[str, str]:
-        """The options :meth:`sample` accepts for this model, with a line on each (empty when it does not generate)."""
+        """The options :meth:`sample` accepts for this model, with a line on each (empty when it does not generate;
+        a denoising autoencoder's restoration options)."""
         if isinstance(self.model, Restores):
             return dict(self.model.restoration_options())
         return dict(self.model.generation_options()) if isinstance(self.model, Generates) else {}

@@ -126,7 +126,10 @@ class VAEModule(GenlabModule):
 
     # ----- training ------------------------------------------------------------------------------
 
-    def _elbo(self, images: Tensor, labels: Tensor, beta: float, kl_scale: float, generator=None):
+    def _elbo(
+        self, images: Tensor, labels: Tensor, beta: float, kl_scale: float, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """(loss, recon, kl) of a batch with one reparameterised posterior sample (see :func:`elbo`)."""
         labels = self._labels(labels)
         mu, logvar = self.encoder(images, labels)
         z = reparameterize(mu, logvar, generator)
