@@ -39,8 +39,10 @@ from genlab.capabilities import (
     Classifies,
     Denoises,
     Edits,
+    Encodes,
     Generates,
     Interpolates,
+    Restores,
     Translates,
     generates_conditionally,
 )
@@ -49,6 +51,7 @@ from genlab.errors import GenlabError
 from genlab.metrics.evaluate import classifier_report, resolve_metrics
 from genlab.metrics.translation import resolve_translation_metrics
 from genlab.scoring import scorers
+from genlab.scoring.restoration import score_restoration
 from genlab.scoring.scorers import generation_options, generation_record, generative_scorer, translation_scorer
 
 TRANSLATE_BATCH = 64
@@ -131,6 +134,8 @@ class Run:
             "edit": isinstance(self.model, Edits),
             "inpaint": isinstance(self.model, Denoises),
             "classify": isinstance(self.model, Classifies),
+            "restore": isinstance(self.model, Restores),
+            "encode": isinstance(self.model, Encodes),
         }
         return [name for name, present in checks.items() if present]
 
@@ -142,7 +147,10 @@ class Run:
     # ----- generation -----------------------------------------------------------------------
 
     def generation_options(self) -> dict[str, str]:
-        """The options :meth:`sample` accepts for this model, with a line on each (empty when it does not generate)."""
+        """The options :meth:`sample` accepts for this model, with a line on each (empty when it does not generate;
+        a denoising autoencoder's restoration options)."""
+        if isinstance(self.model, Restores):
+            return dict(self.model.restoration_options())
         return dict(self.model.generation_options()) if isinstance(self.model, Generates) else {}
 
     def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
@@ -291,6 +299,9 @@ class Run:
             with progress.progress(scorer.n, f"scoring {scorer.n} translations"):
                 result = scorers.score_translations(scorer, self.model, self.datamodule, split)
             return Evaluation({**result, "seed": seed})
+        if isinstance(self.model, Restores):
+            self.check_options(options)
+            return Evaluation(score_restoration(self.model, self.datamodule, split, count, seed, metrics, **options))
         if isinstance(self.model, Generates):
             self.check_options(options)
             conditional = generates_conditionally(self.model)

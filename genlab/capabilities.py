@@ -3,7 +3,8 @@
 The run API and the commands ask a model for a capability instead of its class or its attributes
 (no ``hasattr``): a model *generates* images from noise (conditionally or not), *translates*
 images between two domains (trained on paired or unpaired data), *edits* images (SDEdit),
-*interpolates* in a latent space, *denoises* (a diffusion model's ε-predictor and schedule), or
+*interpolates* in a latent space, *denoises* (a diffusion model's ε-predictor and schedule),
+*restores* noisy images (a denoising autoencoder), *encodes* images into its latent space (a VAE), or
 *classifies*. A model may have several.
 """
 
@@ -125,3 +126,34 @@ class Exports(Protocol):
     network's weights alone, and :meth:`genlab.api.Run.from_export` loads them back."""
 
     def sampling_network(self) -> nn.Module: ...
+
+
+class Restores(Protocol):
+    """Removes noise from given images (a denoising autoencoder; not :class:`Denoises`, a diffusion ε-predictor).
+
+    ``corrupt`` makes the noisy inputs the model was trained on at a ``noise_factor`` (the model
+    documents its unit); ``restore`` returns its estimate of the clean images; ``noise_factors`` are
+    the levels shown and scored by default; ``restoration_options()`` maps the options of
+    ``genlab sample``/``eval`` to a line each, as ``generation_options()`` does for generators.
+    """
+
+    image_shape: tuple[int, int, int]
+    noise_factors: tuple[float, ...]
+
+    def corrupt(
+        self, images: Tensor, noise_factor: float | Tensor, generator: torch.Generator | None = None
+    ) -> Tensor: ...
+
+    def restore(self, images: Tensor) -> Tensor: ...
+
+    def restoration_options(self) -> Mapping[str, str]: ...
+
+
+@runtime_checkable
+class Encodes(Interpolates, Protocol):
+    """A generator with an encoder (a VAE): ``encode`` maps images (and labels, when conditional) to latents
+    that ``decode`` maps back, so one can interpolate between given images."""
+
+    num_classes: int
+
+    def encode(self, images: Tensor, labels: Tensor | None = None) -> Tensor: ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import netrc
 import os
 from pathlib import Path
@@ -58,6 +59,23 @@ def wandb_offline() -> bool:
         return True
 
 
+def budget_steps(images: int | None, minutes: float | None, batch_size: int, batches_per_step: int = 1) -> int:
+    """``trainer.max_steps`` of a budget of ``images`` training images seen (-1 = none: a ``minutes`` budget
+    replaces it). A step that consumes ``batches_per_step`` batches (a GAN generator update after
+    ``n_critic`` critic updates) counts them all: steps = ceil(images / (batch_size · batches_per_step))."""
+    if minutes is not None or images is None:
+        return -1
+    return max(1, math.ceil(int(images) / (int(batch_size) * int(batches_per_step))))
+
+
+def budget_time(minutes: float | None) -> str | None:
+    """``trainer.max_time`` ("DD:HH:MM:SS") of a budget of ``minutes`` of wall-clock time, None when not set."""
+    if minutes is None:
+        return None
+    seconds = max(1, round(float(minutes) * 60))
+    return f"{seconds // 86400:02d}:{seconds // 3600 % 24:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
 RESOLVERS = {
     "short_dirname": short_dirname,
     "genlab_eval_dir": eval_output_root,
@@ -65,6 +83,8 @@ RESOLVERS = {
     "abspath": absolute_path,
     "mlflow_artifacts": local_artifacts,
     "wandb_offline": wandb_offline,
+    "budget_steps": budget_steps,
+    "budget_time": budget_time,
 }
 
 

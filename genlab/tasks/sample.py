@@ -3,7 +3,8 @@
 Modes, by what the run's model can do and what is asked: samples from noise (the default for
 generators), latent interpolations (``interpolate=true``), translations of a split's pairs or of
 ``input=`` images (translators), SDEdit variations of a split's or ``input=`` images (``strength=``),
-inpainting of a split's or ``input=`` images (``mask=``, :mod:`genlab.tasks.inpaint`).
+inpainting of a split's or ``input=`` images (``mask=``, :mod:`genlab.tasks.inpaint`); a denoising
+autoencoder's restorations and a VAE's ``interpolate=<split>`` (:mod:`genlab.tasks.autoencoders`).
 Outputs go to ``DIR/sample/<date_time>/`` as ``grid.png`` (+ ``images/`` or ``samples.npz``); a
 failed command leaves no folder behind.
 """
@@ -19,7 +20,7 @@ import torch
 from omegaconf import DictConfig
 
 from genlab.api import Run
-from genlab.capabilities import Edits, Translates
+from genlab.capabilities import Edits, Restores, Translates
 from genlab.data.unpaired import UnpairedDataModule
 from genlab.data.user_images import channel_mismatches, input_images, load_user_images, output_names
 from genlab.diffusion.sdedit import strength_list
@@ -34,6 +35,7 @@ from genlab.imaging import (
     save_picture,
     save_pngs,
 )
+from genlab.tasks.autoencoders import encoded_interpolations, restorations
 from genlab.tasks.common import CONFIG_PATH, discard, extra_options, plus_unknown_keys, run_task
 from genlab.tasks.inpaint import asks_inpainting, inpaintings
 
@@ -197,6 +199,8 @@ def sample(cfg: DictConfig) -> list[Path]:
         if options or cfg.interpolate:
             raise GenlabError(f"model={run.name} translates images; it takes input=, split=, n, direction=.")
         written = translations(run, cfg, out)
+    elif isinstance(run.model, Restores):
+        written = restorations(run, run.model, cfg, options, out)
     elif image_to_image:
         if not isinstance(run.model, Edits):
             raise GenlabError(
@@ -204,6 +208,9 @@ def sample(cfg: DictConfig) -> list[Path]:
                 "diffusion run (model=ddpm or cddpm); translation needs pix2pix."
             )
         written = edits(run, cfg, options, out)
+    elif isinstance(cfg.interpolate, str):
+        images, labels, nrow = encoded_interpolations(run, cfg, options)
+        written = write_samples(images, labels, out, cfg, nrow)
     else:
         if cfg.variations is not None:
             raise GenlabError(

@@ -30,6 +30,7 @@ from genlab.errors import GenlabError, Interrupted
 from genlab.io import scalar_metrics, write_json
 from genlab.scoring.training import end_of_training_scores, fid_callbacks
 from genlab.tasks.common import CONFIG_PATH, discard_untrained, run_task
+from genlab.tasks.comparison import arm_model_or_skip
 from genlab.tasks.distributed import distributed_job
 from genlab.tasks.resume import keep_csv_logs_of_earlier_segments, resume_checkpoint
 from genlab.tasks.resume import rewrite_args as resume_args
@@ -56,7 +57,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     loggers = instantiate_loggers(cfg)  # a tracker that cannot work is refused before anything trains
     seed_everything(cfg.seed, workers=True)
     datamodule = instantiate_datamodule(cfg)
-    model = instantiate_model(cfg)
+    model = arm_model_or_skip(cfg, instantiate_model)
+    if model is None:  # an arm of a model comparison that cannot take this data: the reason is recorded
+        return {"status": "skipped"}
     generator_scores = prepare_synthetic(cfg, datamodule, model, train)
     if generator_scores:
         seed_everything(cfg.seed, workers=True)
