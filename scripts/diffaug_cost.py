@@ -72,10 +72,10 @@ def time_policy(overrides: list[str], epochs: int) -> tuple[float, float]:
     return sum(e[0] for e in timer.epochs[1:]) / steps, sum(e[1] for e in timer.epochs[1:]) / steps
 
 
-def policy_grid(path: Path, columns: int, seed: int) -> Path:
+def policy_grid(path: Path, columns: int, seed: int, size: int) -> Path:
     """Row 1: real training images; then one row per fixed-p policy, each image augmented (p = 1)."""
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = compose_study([], Path(tmp))
+        cfg = compose_study([f"data.image_size={size}"], Path(tmp))
         datamodule = instantiate_datamodule(cfg, train=False)
         images, _ = next(iter(datamodule.dataloader("train")))
     real = images[:columns]
@@ -96,9 +96,10 @@ def main() -> None:
     grid.add_argument("path", type=Path)
     grid.add_argument("--columns", type=int, default=12)
     grid.add_argument("--seed", type=int, default=0)
+    grid.add_argument("--size", type=int, default=32, help="image side (the study trains at 16)")
     args = parser.parse_args()
     if args.command == "grid":
-        print(policy_grid(args.path, args.columns, args.seed))
+        print(policy_grid(args.path, args.columns, args.seed, args.size))
         return
     torch.set_num_threads(args.threads)
     print(f"| policy | wall ms/step | CPU ms/step | CPU ratio to off | threads={args.threads} |\n|---|---|---|---|---|")
