@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -65,7 +65,7 @@ class AdversarialModule(GenlabModule):
     step, fake in the G step) and D's verdicts on real images to :meth:`observe_real`.
 
     Args:
-        diffaug: DiffAugment policy (``"translation,cutout"``, any of color, translation, cutout);
+        diffaug: DiffAugment policy (``"translation,cutout"`` or a list: any of color, translation, cutout);
             null: off, and training is exactly as without these options.
         diffaug_p: probability that an image is augmented, or ``"adaptive"`` (ADA's controller).
         diffaug_translation_ratio, diffaug_cutout_ratio, diffaug_brightness, diffaug_saturation,
@@ -82,7 +82,7 @@ class AdversarialModule(GenlabModule):
 
     def __init__(
         self,
-        diffaug: str | None = None,
+        diffaug: str | Sequence[str] | None = None,
         diffaug_p: float | str = 1.0,
         diffaug_translation_ratio: float = 0.125,
         diffaug_cutout_ratio: float = 0.5,

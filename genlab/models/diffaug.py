@@ -10,6 +10,7 @@ update (:mod:`genlab.augment.diffaug`); with ``adaptive``, p follows ADA's contr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from torch import Tensor
@@ -64,7 +65,7 @@ class DiscriminatorAugment:
 
 
 def build_discriminator_augment(
-    policy: str | None,
+    policy: str | Sequence[str] | None,
     p: float | str,
     strengths: dict[str, float],
     ada: dict[str, Any],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from genlab.metrics.memorization import NEIGHBOURS, MemorisationReference
 from genlab.metrics.real_stats import real_features, stored_image_features, stored_images
 from genlab.metrics.translation import WITHOUT_FID, TranslationScorer
 from genlab.scoring.reference import reference_classifier
+
+log = logging.getLogger("genlab")
 
 
 def settings_of(settings: DictConfig) -> ScoringSettings:
@@ -42,17 +45,21 @@ def memorisation_reference(
 ) -> MemorisationReference | None:
     """The run's training images (the first ``eval.memorisation.max_train``, as trained on: a few-shot subset
     is the subset) and the first ``eval.memorisation.n`` images of ``split`` (with their ``real`` features) as
-    the baseline; no baseline when ``split`` is the training split. None when the check is off (n=0)."""
+    the baseline; no baseline when ``split`` is the training split. None when the check is off (n=0) or the
+    training split is too small for it."""
     options = settings.get("memorisation") or {}
     samples = int(options.get("n", 1000))
     if samples <= 0:
         return None
     n_train = min(len(datamodule.dataset("train")), int(options.get("max_train", 10000)))
     if n_train <= NEIGHBOURS:
-        raise GenlabError(
-            f"the memorisation check needs more than {NEIGHBOURS} training images, but data={data_cfg.name} "
-            f"has {n_train}: leave memorisation out of metrics= (or eval.memorisation.n=0)."
+        log.warning(
+            "memorisation check skipped: data=%s has %d training images (needs > %d)",
+            data_cfg.name,
+            n_train,
+            NEIGHBOURS,
         )
+        return None
     train, train_features = stored_image_features(datamodule, data_cfg, "train", n_train, network, cache_dir, device)
     test = test_features = None
     if split != "train":
