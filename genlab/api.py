@@ -67,10 +67,15 @@ class Samples:
 
 @dataclass
 class Evaluation:
-    """Scores of a run and how they were made (``metrics``), and a grid of samples where there are any."""
+    """Scores of a run and how they were made (``metrics``), and a grid of samples where there are any.
+
+    ``nearest``: the memorisation check's images where it ran, 7 a row: a sample, its 3 nearest training
+    images in the feature space, its 3 nearest in pixels (in [-1, 1]).
+    """
 
     metrics: dict[str, Any]
     grid: Tensor | None = None
+    nearest: Tensor | None = None
 
 
 def _check_n(n: Any, minimum: int = 1, what: str = "n") -> int:
@@ -311,7 +316,7 @@ class Run:
             scorer = generative_scorer(data_cfg, settings, metrics=wanted, datamodule=self.datamodule, **common)
             with progress.progress(count, f"scoring {count} samples"):
                 result, grid = scorer.score(self.model, seed=seed, options=chosen)
-            return Evaluation({**result, **record}, grid)
+            return Evaluation({**result, **record}, grid, nearest=scorer.nearest)
         if isinstance(self.model, Classifies) and int(data_cfg.num_classes) > 0:
             if metrics is not None or options:
                 raise GenlabError(

@@ -103,7 +103,7 @@ def test_spectral_norm_with_a_head_without_layers_is_refused():
 
 def test_hinge_yaml_and_spectral_norm_compose_into_a_dcgan(cfg_factory):
     overrides = ["model=dcgan", "model/loss=hinge", "model.discriminator.batch_norm=false"]
-    cfg = cfg_factory("train", [*overrides, "+model.discriminator.spectral_norm=true", "data.image_size=16"])
+    cfg = cfg_factory("train", [*overrides, "model.discriminator.spectral_norm=true", "data.image_size=16"])
     assert isinstance(instantiate(cfg.model.loss), HingeLoss) and cfg.model.n_critic == 1
     model = instantiate_model(cfg)
     assert isinstance(model.loss, HingeLoss) and len(normalised_layers(model.discriminator)) == 3

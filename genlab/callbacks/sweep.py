@@ -12,13 +12,33 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict, read_write
 
-from genlab.callbacks.sweep_plot import plot_accuracy_vs_size
+from genlab.callbacks.sweep_plot import plot_metric_vs_size
 from genlab.io import atomic_write_bytes
 from genlab.tables import csv_text, job_order, markdown_table, varying_overrides
 
 log = logging.getLogger("genlab")
 
-SUMMARY_PREFIXES = ("test/", "val/", "fid", "kid", "precision", "recall", "class_", "generator/")
+SUMMARY_PREFIXES = (
+    "test/",
+    "val/",
+    "fid",
+    "kid",
+    "precision",
+    "recall",
+    "class_",
+    "generator/",
+    "memorisation_share",
+    "memorisation_baseline",
+    "train/aug_p",
+    "train/r_t",
+)
+# Metrics plotted against data.train_per_class when a sweep varies it: (metric, file name).
+SIZE_PLOTS = (("test/acc", "accuracy_vs_size.png"), ("fid", "fid_vs_size.png"))
+
+
+def summary_metric(key: str, value: Any) -> bool:
+    """A final metric the summary tabulates (a number under SUMMARY_PREFIXES; not a ``*_step`` value)."""
+    return key.startswith(SUMMARY_PREFIXES) and not key.endswith("_step") and isinstance(value, int | float)
 
 
 def collect_runs(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -30,7 +50,7 @@ def collect_runs(sweep_dir: Path) -> list[dict[str, Any]]:
         overrides_file = job_dir / ".hydra" / "overrides.yaml"
         overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
         row: dict[str, Any] = {"job": job_dir.name, "overrides": " ".join(overrides or [])}
-        row.update({k: v for k, v in metrics.items() if k.startswith(SUMMARY_PREFIXES) and isinstance(v, int | float)})
+        row.update({k: v for k, v in metrics.items() if summary_metric(k, v)})
         row["status"] = metrics.get("status", "")
         rows.append(row)
     return rows
@@ -62,9 +82,10 @@ def write_summary(sweep_dir: Path) -> str | None:
     text = f"# Sweep {sweep_dir.name}\n\n## Runs\n\n{markdown_table(rows)}\n"
     if any(" seed=" in f" {r['overrides']}" for r in rows):
         text += f"\n## Mean ± std over seeds\n\n{markdown_table(aggregate(rows))}\n"
-    plot = plot_accuracy_vs_size(rows, sweep_dir / "accuracy_vs_size.png")
-    if plot is not None:
-        text += f"\n![test accuracy against training-set size]({plot.name})\n"
+    for metric, name in SIZE_PLOTS:
+        plot = plot_metric_vs_size(rows, sweep_dir / name, metric)
+        if plot is not None:
+            text += f"\n![{metric} against training-set size]({plot.name})\n"
     atomic_write_bytes(sweep_dir / "summary.md", text.encode())
     atomic_write_bytes(sweep_dir / "summary.csv", csv_text(rows).encode())
     return text

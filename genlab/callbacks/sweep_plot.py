@@ -1,4 +1,4 @@
-"""``accuracy_vs_size.png``: test accuracy of each arm of a sweep against the training-set size."""
+"""A metric of each arm of a sweep against the training-set size (``accuracy_vs_size.png``, ``fid_vs_size.png``)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def _size_order(size: str) -> float:
     return float("inf") if size == "all" else float(size)
 
 
-def plot_accuracy_vs_size(rows: list[dict[str, Any]], path: Path, metric: str = "test/acc") -> Path | None:
+def plot_metric_vs_size(rows: list[dict[str, Any]], path: Path, metric: str = "test/acc") -> Path | None:
     """Mean ± std of ``metric`` over seeds per arm and ``data.train_per_class``; None when not swept."""
     series = size_series(rows, metric)
     if not series:
@@ -46,12 +46,12 @@ def plot_accuracy_vs_size(rows: list[dict[str, Any]], path: Path, metric: str = 
         xs = [i for i, size in enumerate(sizes) if size in per_size]
         means = [statistics.fmean(per_size[sizes[i]]) for i in xs]
         stds = [statistics.stdev(per_size[sizes[i]]) if len(per_size[sizes[i]]) > 1 else 0.0 for i in xs]
-        axes.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=arm.replace("augment=", ""))
+        axes.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=arm.replace("augment=", "")[:60])
     axes.set_xticks(range(len(sizes)), [str(size) for size in sizes])
     axes.set_xlabel("real training images per class (data.train_per_class)")
     axes.set_ylabel(f"{metric} (mean ± std over seeds)")
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=8, loc="lower right")
+    axes.legend(fontsize=8, loc="best")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)

@@ -20,19 +20,20 @@ from genlab.capabilities import Generates, generates_conditionally
 from genlab.errors import GenlabError
 from genlab.metrics import scores
 from genlab.metrics.features import ClassifierFeatures, FeatureNetwork
+from genlab.metrics.memorization import MemorisationReference, memorisation_check
 
 FEATURE_CHOICES = ("inception", "classifier")
-METRIC_CHOICES = ("fid", "kid", "precision_recall", "class_acc", "class_hist")
+METRIC_CHOICES = ("fid", "kid", "precision_recall", "class_acc", "class_hist", "memorisation")
 CLASS_METRICS = ("class_acc", "class_hist")
 GRID_SIZE = 64
 
 
 def default_metrics(conditional: bool, num_classes: int) -> list[str]:
-    """Every metric that applies: class metrics when the dataset has labels."""
+    """Every metric that applies: class metrics when the dataset has labels, and the memorisation check."""
     chosen = ["fid", "kid", "precision_recall"]
     if num_classes > 0:
         chosen.append("class_acc" if conditional else "class_hist")
-    return chosen
+    return [*chosen, "memorisation"]
 
 
 def resolve_metrics(requested: Sequence[str] | str | None, conditional: bool, num_classes: int) -> list[str]:
@@ -83,6 +84,9 @@ class GenerativeScorer:
         num_classes: classes of the dataset (class histograms).
         settings: batch size and KID/PR parameters.
         protocol: what the scores are computed with (split, data fingerprint, ...), written beside them.
+        memorisation: the training and held-out images of the memorisation check (``memorisation`` in
+            ``metrics``); after :meth:`score`, ``nearest`` holds its grid (sample | 3 nearest training images
+            in features | 3 in pixels, 7 images a row), else None.
     """
 
     def __init__(
@@ -96,6 +100,7 @@ class GenerativeScorer:
         num_classes: int,
         settings: ScoringSettings,
         protocol: Mapping[str, Any],
+        memorisation: MemorisationReference | None = None,
     ) -> None:
         if n < 2:
             raise GenlabError(f"n={n} is too small: scoring needs at least 2 generated samples.")
@@ -109,6 +114,8 @@ class GenerativeScorer:
         self.num_classes = num_classes
         self.settings = settings
         self.protocol = dict(protocol)
+        self.memorisation = memorisation if "memorisation" in self.metrics else None
+        self.nearest: Tensor | None = None
 
     def describe(self) -> dict[str, Any]:
         """What the scores were computed with: written beside them in metrics.json."""
@@ -160,13 +167,17 @@ class GenerativeScorer:
         # conditional models: every class in turn (balanced, and the grid shows all classes)
         conditional = generates_conditionally(model)
         labels = torch.arange(self.n) % model.num_classes if conditional else None
-        fake, predicted, grid = [], [], []
+        fake, predicted, grid, checked = [], [], [], []
         timing = {"wall": 0.0, "cpu": 0.0}
+        wanted = self.memorisation.samples if self.memorisation is not None else 0
         try:
             for images in self._generate(model, labels, seed, options or {}, timing):
                 kept = sum(len(g) for g in grid)
                 if kept < GRID_SIZE:
                     grid.append(images[: GRID_SIZE - kept].cpu())
+                held = sum(len(c) for c in checked)
+                if held < wanted:
+                    checked.append(images[: wanted - held].cpu())
                 device = next(self.network.parameters()).device
                 if self.classifier is not None:
                     feats, logits = self.classifier.features_and_logits(images.to(device))
@@ -179,7 +190,12 @@ class GenerativeScorer:
             model.train(was_training)
         out = self.describe()
         out["seed"] = seed
-        out.update(self._metrics(torch.cat(fake), torch.cat(predicted) if predicted else None, labels, seed))
+        fake = torch.cat(fake)
+        out.update(self._metrics(fake, torch.cat(predicted) if predicted else None, labels, seed))
+        self.nearest = None
+        if self.memorisation is not None:
+            memorised, self.nearest = memorisation_check(self.memorisation, torch.cat(checked), fake)
+            out.update(memorised)
         out["eval_seconds"] = round(time.perf_counter() - started, 2)
         # Time in generate() alone (the isfinite check synchronises a GPU): wall and this process's CPU seconds.
         out["generation_seconds"] = round(timing["wall"], 3)

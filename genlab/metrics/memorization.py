@@ -90,3 +90,56 @@ def memorisation(
         _, test_d = nearest_neighbours(test, train, 1, batch_size=batch_size)
         baseline = (test_d[:, 0] < threshold).double().mean().item()
     return MemorisationReport(indices, distances, threshold, share, baseline)
+
+
+NEIGHBOURS = 3  # training images shown per sample and per space in the grid
+
+
+@dataclass(frozen=True)
+class MemorisationReference:
+    """What generated samples are compared with: the run's training images and real held-out images.
+
+    train_images, test_images: uint8 (N, C, H, W), as stored (never augmented); test_* None: no baseline.
+    train_features, test_features: the same images in the reference feature space (N, d).
+    samples: generated samples checked (the first ones of a score); rows: samples shown in the grid.
+    """
+
+    train_images: Tensor
+    train_features: Tensor
+    test_images: Tensor | None
+    test_features: Tensor | None
+    samples: int = 1000
+    rows: int = 16
+
+
+def memorisation_check(
+    reference: MemorisationReference, images: Tensor, features: Tensor
+) -> tuple[dict[str, float | int | None], Tensor]:
+    """Memorisation of generated ``images`` (in [-1, 1]) with their ``features``, in features and in pixels.
+
+    Returns the metrics (``memorisation_share`` / ``memorisation_baseline`` in the feature space,
+    ``..._pixels`` in pixels, and the set sizes) and the nearest-neighbour grid: for each of the first
+    ``rows`` samples, the sample, its three nearest training images in the feature space, then in pixels
+    (images in [-1, 1], ``1 + 2·NEIGHBOURS`` = 7 per row). Needs more than ``NEIGHBOURS`` training images.
+    """
+    m = min(reference.samples, len(images), len(features))
+    k = NEIGHBOURS
+    in_features = memorisation(features[:m], reference.train_features, reference.test_features, k=k)
+    pixels = images[:m].float().add(1).mul(127.5)  # the uint8 scale of the stored training images
+    in_pixels = memorisation(pixels, reference.train_images, reference.test_images, k=k)
+    metrics: dict[str, float | int | None] = {
+        "memorisation_share": in_features.share,
+        "memorisation_baseline": in_features.baseline_share,
+        "memorisation_share_pixels": in_pixels.share,
+        "memorisation_baseline_pixels": in_pixels.baseline_share,
+        "memorisation_n": m,
+        "memorisation_train_n": len(reference.train_images),
+        "memorisation_test_n": 0 if reference.test_images is None else len(reference.test_images),
+    }
+    train = reference.train_images.float().div(127.5).sub(1)
+    rows = min(reference.rows, m)
+    grid = [
+        torch.cat([images[i : i + 1].float().cpu(), train[in_features.indices[i]], train[in_pixels.indices[i]]])
+        for i in range(rows)
+    ]
+    return metrics, torch.cat(grid)

@@ -49,6 +49,21 @@ def stats_path(cache_dir: str | Path, key: dict[str, Any]) -> Path:
     return Path(cache_dir).expanduser() / "real_stats" / f"{name}_{digest}.pt"
 
 
+def load_cached(path: Path, key: dict[str, Any], n: int) -> Tensor | None:
+    """The ``n`` cached features in ``path`` when the file's stored key is ``key``, else None (with a warning)."""
+    if not path.is_file():
+        return None
+    try:
+        blob = safe_torch_load(path)
+    except GenlabError as err:
+        log.warning("ignoring the unreadable statistics cache %s: %s", path, err)
+        return None
+    if isinstance(blob, dict) and blob.get("key") == key and blob["features"].shape[0] == n:
+        return blob["features"]
+    log.warning("ignoring the statistics cache %s: it was computed for another key", path)
+    return None
+
+
 def real_batches(datamodule: Any, split: str, n: int) -> Iterator[Tensor]:
     """The first ``n`` images of a split, in batches, in [-1, 1]."""
     seen = 0
@@ -77,15 +92,38 @@ def real_features(
     """Features of the first ``n`` images of ``split``: from the cache when its key matches, else computed."""
     key = stats_key(data_cfg, split, network, n, datamodule.fingerprint(split))
     path = stats_path(cache_dir, key)
-    if path.is_file():
-        try:
-            blob = safe_torch_load(path)
-        except GenlabError as err:
-            log.warning("ignoring the unreadable statistics cache %s: %s", path, err)
-        else:
-            if isinstance(blob, dict) and blob.get("key") == key and blob["features"].shape[0] == n:
-                return blob["features"]
-            log.warning("ignoring the statistics cache %s: it was computed for another key", path)
+    cached = load_cached(path, key, n)
+    if cached is not None:
+        return cached
     features = extract(network, real_batches(datamodule, split, n), device)
     atomic_torch_save({"key": key, "features": features}, path)
     return features
+
+
+def stored_images(datamodule: Any, split: str, n: int) -> Tensor:
+    """The first ``n`` images of ``split`` as stored: uint8 (n, C, H, W), never augmented."""
+    dataset = datamodule.dataset(split)
+    return torch.stack([dataset.load_uint8(i) for i in range(n)])
+
+
+def stored_image_features(
+    datamodule: Any,
+    data_cfg: DictConfig,
+    split: str,
+    n: int,
+    network: FeatureNetwork,
+    cache_dir: str | Path,
+    device: torch.device,
+) -> tuple[Tensor, Tensor]:
+    """The first ``n`` images of ``split`` as stored (uint8, without the training augmentation a training
+    datamodule's loader applies) and their features, cached under the key of :func:`real_features` + "stored"."""
+    images = stored_images(datamodule, split, n)
+    key = {**stats_key(data_cfg, split, network, n, datamodule.fingerprint(split)), "images": "stored"}
+    path = stats_path(cache_dir, key)
+    cached = load_cached(path, key, n)
+    if cached is not None:
+        return images, cached
+    batches = (chunk.float().div(127.5).sub(1) for chunk in images.split(256))
+    features = extract(network, batches, device)
+    atomic_torch_save({"key": key, "features": features}, path)
+    return images, features

@@ -37,7 +37,11 @@ class GANModule(AdversarialModule):
     generator update. ``trainer.global_step`` (and so ``trainer.max_steps``) counts generator
     updates. Logs ``train/loss_d``, ``train/loss_g``, ``train/d_real`` and ``train/d_fake``
     (the loss's reading of D's output: a probability for BCE and the K+1 head, the raw critic
-    value for WGAN-GP). A NaN or infinite loss raises :class:`TrainingDivergedError`.
+    value for WGAN-GP), ``train/r_t`` (mean sign of D's verdict on real images, ADA's overfitting
+    heuristic; not for WGAN-GP) and, with ``model.diffaug``, ``train/aug_p``. With ``model.diffaug``
+    real and fake images are DiffAugment'ed before D in the discriminator update, and the fakes in
+    the generator update (gradients flow through the augmentation into G). A NaN or infinite loss
+    raises :class:`TrainingDivergedError`.
 
     Args:
         generator: ``generator(z, labels) -> images in [-1, 1]``; has attribute ``nz``.
@@ -51,8 +55,11 @@ class GANModule(AdversarialModule):
             statistics, see :mod:`genlab.models.ema`), used for samples and eval and saved in
             checkpoints; null to turn it off.
         require_labels: refuse a dataset without classes (set by conditional model configs).
-        **meta: the model config's ``name``, ``epochs``, ``monitor``.
+        **options: the DiffAugment / ADA options and the meta keys of
+            :class:`~genlab.models.adversarial.AdversarialModule`.
     """
+
+    supports_diffaug = True
 
     def __init__(
         self,
@@ -66,9 +73,9 @@ class GANModule(AdversarialModule):
         n_critic: int = 1,
         ema_decay: float | None = None,
         require_labels: bool = False,
-        **meta: Any,
+        **options: Any,
     ) -> None:
-        super().__init__(**meta)
+        super().__init__(**options)
         if require_labels and num_classes < 1:
             raise GenlabError(
                 "this conditional GAN needs a labelled dataset, but the data config has num_classes=0: "
@@ -101,12 +108,19 @@ class GANModule(AdversarialModule):
             fake = self.generator(torch.zeros(2, self.latent_dim), labels)
             out = self.discriminator(fake, labels)
         wanted = self.loss.d_outputs(self.num_classes)
-        if (out.shape[1] if out.ndim == 2 else 1) != wanted:
-            raise GenlabError(
-                f"model.loss={type(self.loss).__name__} expects {wanted} logit(s) per image but the discriminator "
-                f"returns shape {tuple(out.shape)}: the K+1 head goes with the multiclass loss only "
-                "(use model/head=realfake with model/loss=wgan_gp)."
+        have = out.shape[1] if out.ndim == 2 else 1
+        if have != wanted:
+            advice = (
+                "model/loss=multiclass needs the K+1 head: model=cgan model/head=multiclass."
+                if wanted > 1
+                else f"the K+1 head (model/head=multiclass) goes with model/loss=multiclass only: use "
+                f"model/head=realfake with model/loss={self.loss.name}."
             )
+            raise GenlabError(
+                f"model/loss={self.loss.name} expects {wanted} logit(s) per image but the discriminator returns "
+                f"shape {tuple(out.shape)}: {advice}"
+            )
+        self.check_adaptive(self.loss.realness(out), self.loss.name)
         return tuple(fake.shape[1:])
 
     def check_data(self, datamodule: Any) -> None:
@@ -176,24 +190,28 @@ class GANModule(AdversarialModule):
         generator_turn = (self.d_updates + 1) % self.n_critic == 0
         with torch.set_grad_enabled(generator_turn):
             fake = self.generator(self.sample_latent(real.shape[0]), labels)
-        loss_d, out_real, out_fake = self.loss.discriminator_loss(self.discriminator, real, fake.detach(), labels)
+        real_d, fake_d = self.augment(real), self.augment(fake.detach())
+        loss_d, out_real, out_fake = self.loss.discriminator_loss(self.discriminator, real_d, fake_d, labels)
         self.discriminator_update(opt_d, loss_d)
         self.d_updates += 1
         scores = {"train/d_real": self.loss.score(out_real), "train/d_fake": self.loss.score(out_fake)}
+        scores.update(self.observe_real(self.loss.realness(out_real)))
         self.log_step({"train/loss_d": loss_d, **scores}, prog_bar=("train/loss_d",))
         if not generator_turn:
             return
         with frozen(self.discriminator):
-            loss_g, _ = self.loss.generator_loss(self.discriminator, fake, labels)
+            loss_g, _ = self.loss.generator_loss(self.discriminator, self.augment(fake), labels)
         self.generator_update(opt_g, loss_g)
         if self.generator_ema is not None:
             self.generator_ema.update(self.generator)
         self.log_step({"train/loss_g": loss_g}, prog_bar=True)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
         checkpoint["gan_updates"] = {"d": self.d_updates}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
         updates = checkpoint.get("gan_updates", {})
         self.d_updates = int(updates.get("d", 0))
         migrate_ema_state(checkpoint["state_dict"], "generator_ema", int(updates.get("ema", 0)))

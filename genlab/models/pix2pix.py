@@ -32,8 +32,9 @@ class Pix2PixModule(AdversarialModule):
     """pix2pix with manual optimization: per batch one D step, then one G step (``max_steps`` counts G steps).
 
     Logs ``train/loss_d``, ``train/loss_g``, ``train/loss_g_gan``, ``train/loss_g_l1``,
-    ``train/d_real``, ``train/d_fake``, ``train/lr``, and L1 / PSNR / SSIM of G(A) against B
-    (images in [0, 1]) as ``val/l1``, ``val/psnr``, ``val/ssim`` and ``test/...``.
+    ``train/d_real``, ``train/d_fake``, ``train/r_t``, ``train/lr``, and L1 / PSNR / SSIM of G(A) against B
+    (images in [0, 1]) as ``val/l1``, ``val/psnr``, ``val/ssim`` and ``test/...``. With ``model.diffaug``
+    every pair D sees, (A, B) or (A, G(A)), is DiffAugment'ed with one draw for both images.
 
     Args:
         generator: image-to-image network A → B (``in_channels``, ``out_channels``, ``image_size``).
@@ -46,9 +47,11 @@ class Pix2PixModule(AdversarialModule):
         n_epochs: epochs at the initial learning rate (null: half of ``trainer.max_epochs``).
         n_epochs_decay: epochs of linear decay to 0 (null: the rest of ``trainer.max_epochs``).
         grid_size: validation triples written each epoch (0: none).
-        **meta: the model config's ``name``, ``epochs``, ``monitor``.
+        **meta: the DiffAugment / ADA options and the meta keys of
+            :class:`~genlab.models.adversarial.AdversarialModule`.
     """
 
+    supports_diffaug = True
     paired = True
     directions = ("AtoB",)
     divergence_advice = "Try a lower learning rate (model.optimizer_g.lr, model.optimizer_d.lr)."
@@ -137,7 +140,8 @@ class Pix2PixModule(AdversarialModule):
 
     def conditional_d(self, images: Tensor, inputs: Tensor) -> Tensor:
         """D(A, B): patch logits of target-domain ``images`` conditioned on the ``inputs`` A (the
-        GAN losses' ``d(images, condition)``)."""
+        GAN losses' ``d(images, condition)``); with ``model.diffaug`` each call augments the pair with one draw."""
+        inputs, images = self.augment(inputs, images)
         return self.discriminator(torch.cat([inputs, images], 1))
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -157,6 +161,7 @@ class Pix2PixModule(AdversarialModule):
         metrics = {"train/loss_d": loss_d, "train/loss_g": loss_g, "train/loss_g_gan": loss_g_gan}
         metrics.update({"train/loss_g_l1": loss_g_l1, "train/d_real": self.loss.score(out_real)})
         metrics["train/d_fake"] = self.loss.score(out_fake)
+        metrics.update(self.observe_real(self.loss.realness(out_real)))
         self.log_step(metrics, prog_bar=("train/loss_d", "train/loss_g"), on_epoch=False)
 
     def on_train_epoch_end(self) -> None:

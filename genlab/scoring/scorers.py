@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,13 @@ from genlab.diffusion.samplers import sampler_class
 from genlab.errors import GenlabError
 from genlab.metrics.evaluate import CLASS_METRICS, GenerativeScorer, ScoringSettings, feature_choice
 from genlab.metrics.features import ClassifierFeatures, FeatureNetwork, inception_network
-from genlab.metrics.real_stats import real_features
+from genlab.metrics.memorization import NEIGHBOURS, MemorisationReference
+from genlab.metrics.real_stats import real_features, stored_image_features, stored_images
 from genlab.metrics.translation import WITHOUT_FID, TranslationScorer
 from genlab.metrics.unpaired_translation import UnpairedTranslationScorer
 from genlab.scoring.reference import reference_classifier
+
+log = logging.getLogger("genlab")
 
 
 def settings_of(settings: DictConfig) -> ScoringSettings:
@@ -29,6 +33,43 @@ def settings_of(settings: DictConfig) -> ScoringSettings:
         kid_subset_size=int(settings.kid_subset_size),
         pr_k=int(settings.pr_k),
     )
+
+
+def memorisation_reference(
+    data_cfg: DictConfig,
+    settings: DictConfig,
+    *,
+    split: str,
+    real: torch.Tensor,
+    network: FeatureNetwork,
+    cache_dir: str | Path,
+    device: torch.device,
+    datamodule: Any,
+) -> MemorisationReference | None:
+    """The run's training images (the first ``eval.memorisation.max_train``, as trained on: a few-shot subset
+    is the subset) and the first ``eval.memorisation.n`` images of ``split`` (with their ``real`` features) as
+    the baseline; no baseline when ``split`` is the training split. None when the check is off (n=0) or the
+    training split is too small for it."""
+    options = settings.get("memorisation") or {}
+    samples = int(options.get("n", 1000))
+    if samples <= 0:
+        return None
+    n_train = min(len(datamodule.dataset("train")), int(options.get("max_train", 10000)))
+    if n_train <= NEIGHBOURS:
+        log.warning(
+            "memorisation check skipped: data=%s has %d training images (needs > %d)",
+            data_cfg.name,
+            n_train,
+            NEIGHBOURS,
+        )
+        return None
+    train, train_features = stored_image_features(datamodule, data_cfg, "train", n_train, network, cache_dir, device)
+    test = test_features = None
+    if split != "train":
+        n_test = min(samples, len(real))
+        test, test_features = stored_images(datamodule, split, n_test), real[:n_test]
+    rows = int(options.get("rows", 16))
+    return MemorisationReference(train, train_features, test, test_features, samples=samples, rows=rows)
 
 
 def generative_scorer(
@@ -52,6 +93,18 @@ def generative_scorer(
     n_real = min(len(datamodule.dataset(split)), int(settings.max_n))
     real = real_features(datamodule, data_cfg, split, n_real, network, cache_dir, device)
     protocol = {"split": split, "data": str(data_cfg.name), "data_fingerprint": datamodule.fingerprint(split)}
+    memorisation = None
+    if "memorisation" in metrics:
+        memorisation = memorisation_reference(
+            data_cfg,
+            settings,
+            split=split,
+            real=real,
+            network=network,
+            cache_dir=cache_dir,
+            device=device,
+            datamodule=datamodule,
+        )
     return GenerativeScorer(
         network,
         real,
@@ -61,6 +114,7 @@ def generative_scorer(
         num_classes=int(data_cfg.num_classes),
         settings=settings_of(settings),
         protocol=protocol,
+        memorisation=memorisation,
     )
 
 

@@ -24,16 +24,31 @@ from genlab.scoring.scorers import (
 log = logging.getLogger("genlab")
 
 # Scores copied into the run's metrics.json (plus how they were made: fid_features, fid_n, fid_sampler, ...).
-END_KEYS = ("fid", "kid_mean", "kid_std", "precision", "recall", "class_acc", "class_coverage", "class_kl", "fid_BtoA")
+END_KEYS = (
+    "fid",
+    "kid_mean",
+    "kid_std",
+    "precision",
+    "recall",
+    "class_acc",
+    "class_coverage",
+    "class_kl",
+    "memorisation_share",
+    "memorisation_baseline",
+    "memorisation_share_pixels",
+    "memorisation_baseline_pixels",
+    "fid_BtoA",
+)
 
 
-def _scorer(cfg: DictConfig, model: Generates, datamodule: Any, split: str, n: int):
+def _scorer(cfg: DictConfig, model: Generates, datamodule: Any, split: str, n: int, memorisation: bool = True):
+    metrics = default_metrics(generates_conditionally(model), int(cfg.data.num_classes))
     return generative_scorer(
         cfg.data,
         cfg.eval,
         split=split,
         features=cfg.eval.features,
-        metrics=default_metrics(generates_conditionally(model), int(cfg.data.num_classes)),
+        metrics=[m for m in metrics if memorisation or m != "memorisation"],
         n=n,
         cache_dir=cfg.paths.cache_dir,
         device=model.device,
@@ -49,7 +64,7 @@ def fid_callbacks(cfg: DictConfig, model: LightningModule, datamodule: Lightning
     if not isinstance(model, Generates):
         log.warning("eval.every_n_epochs: model=%s logs no val/fid (it does not generate from noise).", cfg.model.name)
         return []
-    scorer = _scorer(cfg, model, datamodule, "val", int(cfg.eval.n_during))
+    scorer = _scorer(cfg, model, datamodule, "val", int(cfg.eval.n_during), memorisation=False)
     options = generation_options(model, cfg.eval.get("sample_options") or {}, {})
     return [PeriodicFID(scorer, int(every), cfg.seed, options)]
 

@@ -3,7 +3,8 @@
 Generative runs get FID, KID, precision/recall and class metrics of ``n`` samples against the
 reference split; translation runs (pix2pix) L1, PSNR, SSIM and FID of G(A) against B on the split's
 pairs; classifier runs get accuracy and per-class accuracy (all through :meth:`genlab.api.Run.evaluate`).
-Results go to ``DIR/eval/<date_time>/metrics.json`` (+ ``grid.png`` of samples) and a table on stdout;
+Results go to ``DIR/eval/<date_time>/metrics.json`` (+ ``grid.png`` of samples, ``nearest.png`` of the
+memorisation check: each sample | its 3 nearest training images in features | in pixels) and a table on stdout;
 nothing else in ``DIR`` changes, also when evaluation fails.
 """
 
@@ -24,6 +25,7 @@ from genlab.callbacks.compare import write_comparison
 from genlab.errors import GenlabError
 from genlab.imaging import save_grid
 from genlab.io import write_json
+from genlab.metrics.memorization import NEIGHBOURS
 from genlab.runs import check_run_dir
 from genlab.tables import job_order
 from genlab.tasks.common import CONFIG_PATH, discard, extra_options, plus_unknown_keys, run_task
@@ -57,6 +59,8 @@ def score_run(cfg: DictConfig, run_dir: Path, out_dir: Path) -> dict[str, Any]:
     metrics = {"run": str(run_dir), "checkpoint": str(run.checkpoint), "model": run.name, **evaluation.metrics}
     if evaluation.grid is not None:
         save_grid(evaluation.grid, out_dir / "grid.png")
+    if evaluation.nearest is not None:
+        save_grid(evaluation.nearest, out_dir / "nearest.png", nrow=1 + 2 * NEIGHBOURS)
     write_json(out_dir / "metrics.json", metrics)
     return metrics
 

@@ -32,6 +32,32 @@ ADVICE = {
 }
 
 
+# Options of the adversarial models only (configs/_base/diffaug.yaml): the advice names the models that have them.
+ADVERSARIAL_OPTIONS = ("model.diffaug", "model.ada_")
+ADVERSARIAL_ADVICE = (
+    "DiffAugment and its adaptive probability augment what a discriminator sees, and model={model} has no "
+    "discriminator: they are options of the adversarial models (model=gan, dcgan, cgan, pix2pix)."
+)
+
+# Keys whose value is a comma-separated list of names (model.diffaug=translation,cutout): outside a
+# multirun Hydra calls such a value ambiguous, so genlab passes it as a list.
+LIST_VALUED = ("model.diffaug",)
+
+
+def comma_lists(args: list[str]) -> list[str]:
+    """``model.diffaug=translation,cutout`` → ``model.diffaug=[translation,cutout]`` (not in a multirun, where
+    a comma sweeps: there the list is written ``model.diffaug=[translation,cutout]``)."""
+    if {"-m", "--multirun"} & set(args):
+        return args
+    out = []
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key in LIST_VALUED and "," in value and not value.startswith(("[", "'", '"')):
+            arg = f"{key}=[{value}]"
+        out.append(arg)
+    return out
+
+
 def dotted_keys(node: DictConfig | ListConfig, prefix: str = "") -> list[str]:
     """Every key of a config as a dotted path (lists by index), without resolving interpolations."""
     keys = []
@@ -84,7 +110,11 @@ def check_overrides(command: str, args: list[str]) -> DictConfig | None:
         if key is None:
             return None  # Hydra's own report is the best description
         base = compose_config(command, [o for o in overrides if not o.lstrip("+~").startswith(key)])
-        raise GenlabError(f"{key} is not an option of genlab {command}: {suggestion(key, dotted_keys(base))}") from None
+        if key.startswith(ADVERSARIAL_OPTIONS) and OmegaConf.select(base, "model.name") is not None:
+            advice = ADVERSARIAL_ADVICE.format(model=base.model.name)
+        else:
+            advice = suggestion(key, dotted_keys(base))
+        raise GenlabError(f"{key} is not an option of genlab {command}: {advice}") from None
 
 
 def check_output_root(cfg: DictConfig) -> None:

@@ -32,6 +32,7 @@ from genlab.scoring.training import end_of_training_scores, fid_callbacks
 from genlab.tasks.common import CONFIG_PATH, discard_untrained, run_task
 from genlab.tasks.comparison import arm_model_or_skip
 from genlab.tasks.distributed import distributed_job
+from genlab.tasks.overrides import comma_lists
 from genlab.tasks.resume import keep_csv_logs_of_earlier_segments, resume_checkpoint
 from genlab.tasks.resume import rewrite_args as resume_args
 from genlab.tasks.signals import SignalGuard, exit_code, guard_sigterm, signal_name
@@ -41,8 +42,9 @@ log = logging.getLogger("genlab")
 
 
 def rewrite_args(args: list[str]) -> list[str]:
-    """``resume=DIR [trainer limits]``: compose the run's own saved config (see :mod:`genlab.tasks.resume`)."""
-    return resume_args(args)
+    """``resume=DIR [trainer limits]``: compose the run's own saved config (see :mod:`genlab.tasks.resume`);
+    ``model.diffaug=translation,cutout`` is passed as a list (:func:`genlab.tasks.overrides.comma_lists`)."""
+    return resume_args(comma_lists(args))
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
