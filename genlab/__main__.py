@@ -17,12 +17,13 @@ COMMANDS: dict[str, str] = {
     "sample": "generate images from a trained run: sample run=DIR [n=64] [seed=0]",
     "eval": "score a trained run (FID, KID, precision/recall, accuracy): eval run=DIR",
     "augment": "preview an augmentation pipeline: augment data=X augment=Y [n=16]",
+    "invert": "learn new classes of a conditional DDPM from k images each: invert run=DIR classes=[5,6] k=5",
 }
 
 COMMAND_ENV = "GENLAB_COMMAND"
 
 # Commands that read an existing run: their output folder lives inside it, so check it first.
-RUN_ARGUMENTS: dict[str, tuple[str, ...]] = {"sample": ("run",), "eval": ("run", "sweep")}
+RUN_ARGUMENTS: dict[str, tuple[str, ...]] = {"sample": ("run",), "eval": ("run", "sweep"), "invert": ("run",)}
 
 
 def usage() -> str:
