@@ -40,6 +40,7 @@ from genlab.capabilities import (
     Generates,
     Interpolates,
     Translates,
+    Varies,
     generates_conditionally,
 )
 from genlab.errors import GenlabError
@@ -117,6 +118,7 @@ class Run:
             "interpolate": isinstance(self.model, Interpolates),
             "translate": isinstance(self.model, Translates),
             "edit": isinstance(self.model, Edits),
+            "vary": isinstance(self.model, Varies),
             "classify": isinstance(self.model, Classifies),
         }
         return [name for name, present in checks.items() if present]
@@ -222,6 +224,16 @@ class Run:
         generator = torch.Generator(self.device).manual_seed(seed)
         with progress.progress(len(images), f"editing {len(images)} images"):
             return model.edit(images, strength, labels, generator, **options).cpu()
+
+    @torch.no_grad()
+    def vary(self, images: Tensor, variations: int = 1, seed: int = 0) -> Tensor:
+        """``variations`` new images per input (in [-1, 1]) of its class (DAGAN), shape (N, variations, C, H, W)."""
+        model = self._require(Varies, "variations of given images", "it is not a DAGAN run (model=dagan).")
+        _check_n(variations, 1, "variations")
+        generator = torch.Generator(self.device).manual_seed(seed)
+        repeated = images.repeat_interleave(variations, 0)
+        varied = torch.cat([model.vary(chunk.to(self.device), generator).cpu() for chunk in repeated.split(256)])
+        return varied.view(len(images), variations, *images.shape[1:])
 
     def split_images(self, split: str, n: int) -> tuple[Tensor, Tensor | None]:
         """The first ``n`` images of a split of the run's dataset (in [-1, 1]) and their labels (None if unlabelled)."""

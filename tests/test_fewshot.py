@@ -113,3 +113,13 @@ def test_dagan_pool_labels_caching_and_determinism(runs, tmp_path):
     assert torch.equal(rebuilt.synthetic.images, pool.images), "the same seed makes the same pool"
     pool_for(runs, tmp_path / "four", [*overrides, "data.subset_seed=3"])
     assert len(list((runs["cache"] / "synthetic").glob("dagan_*.pt"))) == 2, "other images, other pool"
+
+
+def test_a_dagan_run_varies_images_reproducibly(runs):
+    run = Run.load(runs["dagan"], device="cpu")
+    assert run.capabilities() == ["vary"]
+    images, _ = run.split_images("test", 3)
+    varied = run.vary(images, 4, seed=5)
+    assert varied.shape == (3, 4, 1, 16, 16) and float(varied.abs().max()) <= 1
+    assert torch.equal(varied, run.vary(images, 4, seed=5))
+    assert not torch.equal(varied[:, 0], varied[:, 1]), "each variation draws its own z"
