@@ -6,6 +6,11 @@ is real; (x_i, x_g) is fake. So G must make an image that belongs with x_i as an
 class would — neither a copy of x_i (no real pair is two copies) nor an image of another class.
 Trained on the classes a study's classifier never sees, it is applied to the few real images of new
 classes (``augment=dagan``).
+
+Nothing in DAGAN's pair loss rewards G for *using* z (one plausible partner per x_i already fools D),
+and on digits G learns to ignore it. ``lambda_diversity`` adds the mode-seeking term of MSGAN (Mao et al.
+2019): each anchor is varied with two noises z1, z2 and G also minimises
+1 / (mean|G(x_i, z1) − G(x_i, z2)| / mean|z1 − z2| + ε); 0 turns it off (the paper's DAGAN).
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ class DAGANModule(AdversarialModule):
         optimizer_g, optimizer_d: partial optimizers.
         channels, image_size: the images' shape.
         grid_size, grid_variations: the epoch grid (inputs × variations; 0 inputs: none).
+        n_critic: discriminator updates per generator update (must be 1; the loss configs set it).
+        lambda_diversity: weight of the mode-seeking term (0: the paper's objective alone).
         **meta: the model config's ``name``, ``epochs``, ``monitor``.
     """
 
@@ -54,6 +61,7 @@ class DAGANModule(AdversarialModule):
         grid_size: int = 8,
         grid_variations: int = 7,
         n_critic: int = 1,
+        lambda_diversity: float = 0.0,
         **meta: Any,
     ) -> None:
         super().__init__(**meta)
@@ -70,6 +78,9 @@ class DAGANModule(AdversarialModule):
         self.image_shape = (channels, image_size, image_size)
         self.num_classes = 0  # it never sees labels when generating
         self.grid_size, self.grid_variations = grid_size, grid_variations
+        if isinstance(lambda_diversity, bool) or not isinstance(lambda_diversity, int | float) or lambda_diversity < 0:
+            raise GenlabError(f"model.lambda_diversity={lambda_diversity} must be a number ≥ 0 (0: off).")
+        self.lambda_diversity = float(lambda_diversity)
 
     # ---- generation (capability Varies) -------------------------------------------------------------
 
@@ -120,12 +131,20 @@ class DAGANModule(AdversarialModule):
             )
         x_i, x_j = images[anchors.to(images.device)], images[partners.to(images.device)]
         optimizer_g, optimizer_d = self.optimizers()
-        generated = self.generator(x_i, torch.randn(len(x_i), self.generator.nz, device=self.device))
-        loss_d, out_real, out_fake = self.loss.discriminator_loss(self.pair_logits, x_j, generated.detach(), x_i)
+        copies = 2 if self.lambda_diversity > 0 else 1
+        z = torch.randn(copies * len(x_i), self.generator.nz, device=self.device)
+        generated = self.generator(x_i.repeat(copies, 1, 1, 1), z)
+        first = generated[: len(x_i)]
+        loss_d, out_real, out_fake = self.loss.discriminator_loss(self.pair_logits, x_j, first.detach(), x_i)
         self.discriminator_update(optimizer_d, loss_d)
         with frozen(self.discriminator):
-            loss_g, _ = self.loss.generator_loss(self.pair_logits, generated, x_i)
-        self.generator_update(optimizer_g, loss_g)
+            loss_g, _ = self.loss.generator_loss(self.pair_logits, first, x_i)
         metrics = {"train/loss_d": loss_d, "train/loss_g": loss_g, "train/d_real": self.loss.score(out_real)}
+        if copies == 2:
+            z1, z2 = z.chunk(2)
+            spread = (first - generated[len(x_i) :]).abs().mean() / (z1 - z2).abs().mean()
+            loss_g = loss_g + self.lambda_diversity / (spread + 1e-5)
+            metrics["train/diversity"] = spread.detach()
+        self.generator_update(optimizer_g, loss_g)
         metrics.update({"train/d_fake": self.loss.score(out_fake), "train/pairs": torch.tensor(float(len(anchors)))})
         self.log_step(metrics, prog_bar=("train/loss_d", "train/loss_g"), on_epoch=False)
