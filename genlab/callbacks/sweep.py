@@ -18,7 +18,7 @@ from genlab.tables import csv_text, job_order, markdown_table, varying_overrides
 
 log = logging.getLogger("genlab")
 
-SUMMARY_PREFIXES = ("test/", "val/", "fid", "kid", "precision", "recall", "class_", "generator/")
+SUMMARY_PREFIXES = ("test/", "val/", "fid", "kid", "precision", "recall", "class_", "generator/", "synthetic/")
 
 
 def collect_runs(sweep_dir: Path) -> list[dict[str, Any]]:
