@@ -112,7 +112,12 @@ def auto_generator(cfg: DictConfig, augmentation: SyntheticAugmentation, train: 
         gen_cfg.model.monitor.metric = None
         (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
         OmegaConf.save(gen_cfg, run_dir / ".hydra" / "config.yaml")
-        log.info("augment.source=auto: training %s on the classifier's training images in %s", model_name, run_dir)
+        log.info(
+            "augment.source=auto: training %s on %s in %s",
+            model_name,
+            "the seen classes" if seen else "the classifier's training images",
+            run_dir,
+        )
         metrics = train(gen_cfg)
         if metrics.get("status") != "completed":
             raise GenlabError(f"augment.source=auto: the generator run {run_dir} ended '{metrics.get('status')}'.")
