@@ -88,7 +88,8 @@ def config_class_ids(data: Mapping[str, Any]) -> list[int]:
 
 def select(labels: Tensor, ids: Sequence[int]) -> tuple[Tensor, Tensor]:
     """(indices of the images of classes ``ids``, their labels renumbered to positions in ``ids``)."""
-    lookup = torch.full((int(labels.max()) + 2,), -1, dtype=torch.long)
+    size = max([int(labels.max()) if len(labels) else 0, *ids]) + 2
+    lookup = torch.full((size,), -1, dtype=torch.long)
     lookup[torch.as_tensor(list(ids))] = torch.arange(len(ids))
     mapped = lookup[labels.clamp(min=-1)]
     keep = (mapped >= 0).nonzero().flatten()

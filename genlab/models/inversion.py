@@ -78,7 +78,7 @@ class InvertedDiffusionModule(DiffusionModule):
         steps: int,
         lr: float,
         batch_size: int,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator,
     ) -> list[float]:
         """Optimise the new classes' embeddings of the EMA net on ``images`` (in [-1, 1]) with labels K..K+M−1.
 

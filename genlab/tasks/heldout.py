@@ -114,7 +114,7 @@ def auto_inversion(cfg: DictConfig, augmentation: DAFusionAugmentation, base: Pa
         )
     settings = dict(augmentation.inversion)
     n_eval = int(settings.pop("n_eval", 0) or 0)
-    options = {"steps": 400, "lr": 0.01, "batch_size": 32, "vectors": 1, "seed": 0, **settings}
+    options = settings
     key = {
         "base": file_digest(base / "checkpoints" / "last.ckpt"),
         "data": {k2: v for k2, v in identity(cfg.data).items() if k2 not in CLASS_KEYS},

@@ -153,6 +153,9 @@ def invert_run(base: str | Path, classes: Any, k: Any, out_dir: Path, options: d
     ``options``: steps, lr, batch_size, vectors, seed, subset_seed. ``settings``: device, n_eval, cache_dir,
     eval (the eval settings node: reference classifier) and sample_options of the check samples.
     """
+    missing = sorted({"steps", "lr", "batch_size", "vectors", "seed"} - set(options))
+    if missing:
+        raise GenlabError(f"the inversion settings lack {', '.join(missing)} (augment.inversion.* or genlab invert).")
     run = Run.load(base, settings.get("ckpt", "last"), settings.get("device", "auto"))
     known, classes = check_invertible(run, _plain(classes), _plain(k))
     options = dict(options)
