@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "export": "safetensors weights + config + model card of a run: export run=DIR [ckpt=last|best]",
     "demo": "a local web page to play with a run (Gradio): demo run=DIR [port=7860]",
     "tune": "search hyperparameters with Optuna: tune experiment=tune_dcgan [tune.n_trials=20]",
+    "invert": "learn new classes of a conditional DDPM from k images each: invert run=DIR classes=[5,6] k=5",
 }
 
 COMMAND_ENV = "GENLAB_COMMAND"
@@ -30,6 +31,7 @@ RUN_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "eval": ("run", "sweep"),
     "export": ("run",),
     "demo": ("run",),
+    "invert": ("run",),
 }
 
 

@@ -44,6 +44,7 @@ from genlab.capabilities import (
     Interpolates,
     Restores,
     Translates,
+    Varies,
     generates_conditionally,
 )
 from genlab.diffusion.inpainting import inpaint
@@ -138,6 +139,7 @@ class Run:
             "translate": isinstance(self.model, Translates),
             "edit": isinstance(self.model, Edits),
             "inpaint": isinstance(self.model, Denoises),
+            "vary": isinstance(self.model, Varies),
             "classify": isinstance(self.model, Classifies),
             "restore": isinstance(self.model, Restores),
             "encode": isinstance(self.model, Encodes),
@@ -257,6 +259,16 @@ class Run:
         model = self._require(Denoises, "inpainting", "it is not a diffusion model (ddpm, cddpm, ddpm_large).")
         with progress.progress(len(images), f"inpainting {len(images)} images"):
             return inpaint(model, images, mask, labels, torch.Generator(self.device).manual_seed(seed), **options).cpu()
+
+    @torch.no_grad()
+    def vary(self, images: Tensor, variations: int = 1, seed: int = 0) -> Tensor:
+        """``variations`` new images per input (in [-1, 1]) of its class (DAGAN), shape (N, variations, C, H, W)."""
+        model = self._require(Varies, "variations of given images", "it is not a DAGAN run (model=dagan).")
+        _check_n(variations, 1, "variations")
+        generator = torch.Generator(self.device).manual_seed(seed)
+        repeated = images.repeat_interleave(variations, 0)
+        varied = torch.cat([model.vary(chunk.to(self.device), generator).cpu() for chunk in repeated.split(256)])
+        return varied.view(len(images), variations, *images.shape[1:])
 
     def split_images(self, split: str, n: int) -> tuple[Tensor, Tensor | None]:
         """The first ``n`` images of a split of the run's dataset (in [-1, 1]) and their labels (None if unlabelled)."""

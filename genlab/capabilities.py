@@ -128,6 +128,7 @@ class Exports(Protocol):
     def sampling_network(self) -> nn.Module: ...
 
 
+@runtime_checkable
 class Restores(Protocol):
     """Removes noise from given images (a denoising autoencoder; not :class:`Denoises`, a diffusion ε-predictor).
 
@@ -157,3 +158,23 @@ class Encodes(Interpolates, Protocol):
     num_classes: int
 
     def encode(self, images: Tensor, labels: Tensor | None = None) -> Tensor: ...
+
+
+@runtime_checkable
+class Varies(Protocol):
+    """Makes new images like given ones, of their class without being told it (DAGAN)."""
+
+    image_shape: tuple[int, int, int]
+
+    def vary(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor: ...
+
+
+@runtime_checkable
+class LearnedClasses(Protocol):
+    """A conditional model extended by class inversion: ``class_ids[label]`` is the dataset class of each label,
+    ``learned_classes`` the ones learned from a few images; ``label_of`` maps dataset classes to labels."""
+
+    class_ids: tuple[int, ...]
+    learned_classes: tuple[int, ...]
+
+    def label_of(self, class_ids: Tensor) -> Tensor: ...

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from torch import Tensor
 
 from genlab import progress
 from genlab.augment.pipeline import Augmentation
@@ -97,6 +98,11 @@ class SyntheticAugmentation(Augmentation):
                 f"{', '.join(sorted(accepted)) or 'no sampling options'}."
             )
 
+    def needs_source_classes(self) -> bool:
+        """True when the pool's labels or guidance need the generator to know the classifier's classes
+        (refused in a held-out-class study, whose generators never saw them)."""
+        return True
+
     def options(self) -> dict[str, Any]:
         """Everything besides the source checkpoint that decides the pool's content."""
         return {"sample_options": self.sample_options, "diffusion_defaults": DIFFUSION_DEFAULTS}
@@ -159,7 +165,8 @@ class SDEditAugmentation(SyntheticAugmentation):
     """``augment=sdedit``: SDEdit variations of the real training images at several strengths.
 
     Each real image gets ``variations_per_image`` variations at every strength of ``strengths``;
-    each variation carries its source image's label (and, on a conditional DDPM, is guided by it).
+    each variation carries its source image's label (and, on a conditional DDPM with ``guide``, is guided
+    by it; ``guide=false`` uses the null class: Real Guidance without a class name).
     """
 
     kind: ClassVar[str] = "sdedit"
@@ -169,6 +176,7 @@ class SDEditAugmentation(SyntheticAugmentation):
         name: str = "sdedit",
         strengths: Sequence[float] = (0.3, 0.5, 0.7),
         variations_per_image: int = 1,
+        guide: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(name=name, **kwargs)
@@ -177,6 +185,9 @@ class SDEditAugmentation(SyntheticAugmentation):
         except GenlabError as err:
             raise GenlabError(f"augment.strengths: {err}") from None
         self.variations_per_image = positive_int("variations_per_image", variations_per_image)
+        if not isinstance(guide, bool):
+            raise GenlabError(f"augment.guide={guide} must be true or false.")
+        self.guide = guide
 
     def check_source(self, model: Any, model_name: str, source: Path) -> None:
         if not isinstance(model, Edits):
@@ -186,8 +197,18 @@ class SDEditAugmentation(SyntheticAugmentation):
             )
         super().check_source(model, model_name, source)
 
+    def needs_source_classes(self) -> bool:
+        return self.guide
+
+    def guide_labels(self, model: Any, labels: Tensor) -> Tensor | None:
+        """The labels guiding the variations of images of ``labels`` (None: the null class / unconditional)."""
+        return labels if self.guide and model.num_classes > 0 else None
+
     def options(self) -> dict[str, Any]:
-        return {"strengths": self.strengths, "variations_per_image": self.variations_per_image, **super().options()}
+        options = {"strengths": self.strengths, "variations_per_image": self.variations_per_image}
+        if not self.guide:
+            options["guide"] = False
+        return {**options, **super().options()}
 
     def size(self, real: TensorSplit, num_classes: int) -> int:
         return len(real.labels) * self.variations_per_image * len(self.strengths)
@@ -195,13 +216,13 @@ class SDEditAugmentation(SyntheticAugmentation):
     def synthesize(self, model: Any, real: TensorSplit, generator: torch.Generator) -> TensorSplit:
         images = real.images.repeat_interleave(self.variations_per_image, 0)
         labels = real.labels.repeat_interleave(self.variations_per_image, 0)
-        guide = model.num_classes > 0
+        guide = self.guide_labels(model, labels)
         options = self.source_options(model)
         pools = []
         for strength in self.strengths:
             for start, stop in self._chunks(len(images)):
                 x0 = uint8_to_model_range(images[start:stop])
-                cond = labels[start:stop].to(model.device) if guide else None
+                cond = None if guide is None else guide[start:stop].to(model.device)
                 with progress.part(stop - start):
                     varied = model.edit(x0, strength, cond, generator, **options)
                 pools.append(to_uint8(varied).cpu())

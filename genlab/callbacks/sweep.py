@@ -31,6 +31,7 @@ SUMMARY_PREFIXES = (
     "memorisation_baseline",
     "train/aug_p",
     "train/r_t",
+    "synthetic/",
 )
 # Metrics plotted against data.train_per_class when a sweep varies it: (metric, file name).
 SIZE_PLOTS = (("test/acc", "accuracy_vs_size.png"), ("fid", "fid_vs_size.png"))

@@ -15,6 +15,7 @@ from pytorch_lightning import LightningDataModule
 from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler
 
+from genlab.data.classes import select_splits
 from genlab.data.datasets import FileImages, InMemoryImages, TensorSplit
 from genlab.data.device import IndexBatches, check_on_device, resident_copy
 from genlab.data.sampling import MixedBatchSampler, synthetic_share
@@ -69,6 +70,11 @@ class ImageDataModule(LightningDataModule):
             set it so that every arm and subset size trains the same number of steps.
         on_device: keep an in-memory training split on the training device and gather batches there
             (see :mod:`genlab.data.device`).
+        heldout_classes: classes a study holds out of its generators (see :mod:`genlab.data.classes`).
+        classes: the classes this run keeps, relabelled 0..K'−1: null (all), ``seen``, ``heldout`` or a list;
+            ``num_classes`` must then be their number.
+        subset_seed: seed of the ``train_per_class`` choice (null: ``split_seed``), so that seeds of a few-shot
+            study see different images while the train/val/test partition stays fixed.
     """
 
     def __init__(
@@ -87,6 +93,9 @@ class ImageDataModule(LightningDataModule):
         fid_features: str = "inception",
         epoch_size: int | None = None,
         on_device: bool = False,
+        heldout_classes: list[int] | None = None,
+        classes: str | list[int] | None = None,
+        subset_seed: int | None = None,
     ) -> None:
         super().__init__()
         if image_size < 4:
@@ -111,6 +120,10 @@ class ImageDataModule(LightningDataModule):
         self.synthetic: TensorSplit | None = None
         self.synthetic_ratio = 0.0
         self.on_device = on_device
+        self.heldout_classes = heldout_classes
+        self.classes = classes
+        self.subset_seed = split_seed if subset_seed is None else subset_seed
+        self.class_ids: list[int] = list(range(num_classes))
         self.datasets: dict[str, Dataset] = {}
         self._resident: Dataset | None = None
 
@@ -123,6 +136,10 @@ class ImageDataModule(LightningDataModule):
             return
         transform = getattr(self.augmentation, "sample_transform", None)
         splits = self.load_splits()
+        if self.classes is not None or self.heldout_classes is not None:
+            splits, self.class_ids = select_splits(
+                splits, self.classes, self.heldout_classes, self.num_classes, self.name
+            )
         if self.train_per_class is not None:
             splits["train"] = self._few_shot(splits["train"])
         for split, data in splits.items():
@@ -142,21 +159,22 @@ class ImageDataModule(LightningDataModule):
         )
 
     def _few_shot(self, train: TensorSplit | FileImages) -> TensorSplit | FileImages:
-        """The first ``train_per_class`` images of each class in a fixed random order."""
+        """The first ``train_per_class`` images of each class in a fixed random order (``subset_seed``)."""
         n = self.train_per_class
         if self.num_classes < 1:
             raise GenlabError(f"data.train_per_class={n} needs a labelled dataset; data={self.name} has no labels.")
         if n < 1:
             raise GenlabError(f"data.train_per_class={n} must be at least 1.")
         labels = train.labels
-        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.split_seed))
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.subset_seed))
         keep = []
         for label in range(self.num_classes):
             members = order[labels[order] == label]
             if len(members) < n:
                 raise GenlabError(
-                    f"data.train_per_class={n} is larger than the {len(members)} training images of class {label} "
-                    f"in data={self.name}: use at most {int(torch.bincount(labels, minlength=self.num_classes).min())}."
+                    f"data.train_per_class={n} is larger than the {len(members)} training images of class "
+                    f"{self.class_ids[label]} in data={self.name}: use at most "
+                    f"{int(torch.bincount(labels, minlength=self.num_classes).min())}."
                 )
             keep.append(members[:n])
         return train.subset(torch.cat(keep).sort().values)

@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig
 
 from genlab.api import Run
-from genlab.capabilities import Edits, Restores, Translates
+from genlab.capabilities import Edits, Restores, Translates, Varies
 from genlab.data.unpaired import UnpairedDataModule
 from genlab.data.user_images import channel_mismatches, input_images, load_user_images, output_names
 from genlab.diffusion.sdedit import strength_list
@@ -182,6 +182,32 @@ def edits(run: Run, cfg: DictConfig, options: dict[str, Any], out: Path) -> list
     return written
 
 
+def dagan_variations(run: Run, cfg: DictConfig, out: Path) -> list[Path]:
+    """DAGAN: each input (``input=`` images, or the first n of ``split=``, default test) beside its variations."""
+    given = next(
+        (k for k in ("strength", "label") if cfg.get(k) is not None), "interpolate" if cfg.interpolate else None
+    )
+    if given:
+        raise GenlabError(
+            f"{given}= does not apply to model={run.name}: it varies given images (input= or split=, n, variations=)."
+        )
+    variations = DEFAULT_VARIATIONS if cfg.variations is None else cfg.variations
+    if cfg.input:
+        files = input_images(str(cfg.input))[: cfg.n]
+        images = load_user_images(files, run.model.image_shape[0], run.model.image_shape[1])
+    else:
+        images, _ = run.split_images(cfg.split or "test", cfg.n)
+    varied = run.vary(images, variations, cfg.seed)
+    table = torch.cat([images.unsqueeze(1), varied], 1)
+    written = [save_grid(table.flatten(0, 1), out / "grid.png", table.shape[1])]
+    if cfg.format == "png":
+        names = [f"{i:05d}_v{v}" for i in range(len(images)) for v in range(variations)]
+        written.append(save_pngs(varied.flatten(0, 1), out / "images", names))
+    elif cfg.format == "npz":
+        written.append(save_npz(out / "samples.npz", inputs=images, images=varied))
+    return written
+
+
 def sample(cfg: DictConfig) -> list[Path]:
     """Rebuild the run's model, load its checkpoint and write samples under ``run/sample/<date_time>/``."""
     _check(cfg)
@@ -201,6 +227,8 @@ def sample(cfg: DictConfig) -> list[Path]:
         written = translations(run, cfg, out)
     elif isinstance(run.model, Restores):
         written = restorations(run, run.model, cfg, options, out)
+    elif isinstance(run.model, Varies):
+        written = dagan_variations(run, cfg, out)
     elif image_to_image:
         if not isinstance(run.model, Edits):
             raise GenlabError(

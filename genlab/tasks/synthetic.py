@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from torchvision.utils import save_image
 
 from genlab import progress
 from genlab.api import Run
+from genlab.augment.fewshot import DAFusionAugmentation
 from genlab.augment.synthetic import SyntheticAugmentation
 from genlab.build import compose_config, load_run_config
 from genlab.capabilities import Classifies
@@ -29,6 +31,14 @@ from genlab.errors import GenlabError
 from genlab.io import atomic_torch_save, file_lock, safe_torch_load
 from genlab.metrics.features import file_digest
 from genlab.runs import check_run_dir
+from genlab.tasks.heldout import (
+    auto_inversion,
+    base_source,
+    check_heldout_fairness,
+    class_agreement,
+    generator_data,
+    is_heldout,
+)
 
 log = logging.getLogger("genlab")
 
@@ -70,7 +80,8 @@ def check_fairness(source_data: DictConfig, data: DictConfig, source: Path) -> N
 
 
 def auto_generator(cfg: DictConfig, augmentation: SyntheticAugmentation, train: TrainFn) -> Path:
-    """``augment.source=auto``: the generator run trained (by ``train``) on this classifier's own images.
+    """``augment.source=auto``: the generator run trained (by ``train``) on this classifier's own images (in a
+    held-out-class study: on every training image of the seen classes, :func:`~genlab.tasks.heldout.generator_data`).
 
     It lives in ``<output_root>/generators/`` under a name that encodes the data config and
     generator settings, so every arm, seed and sweep job with the same real data shares it.
@@ -79,9 +90,11 @@ def auto_generator(cfg: DictConfig, augmentation: SyntheticAugmentation, train: 
     model_name = settings.get("model", "cddpm")
     seed = int(settings.get("seed", 0))
     overrides = [str(o) for o in settings.get("overrides", [])]
-    identity = {"data": _data_identity(cfg.data), "model": model_name, "seed": seed, "overrides": overrides}
-    per_class = cfg.data.get("train_per_class")
-    name = f"{model_name}_{cfg.data.name}{cfg.data.image_size}_n{per_class or 'all'}_{_digest(identity)}"
+    data = generator_data(cfg.data) if is_heldout(cfg.data) else cfg.data
+    identity = {"data": _data_identity(data), "model": model_name, "seed": seed, "overrides": overrides}
+    per_class = data.get("train_per_class")
+    seen = "_seen" if is_heldout(cfg.data) else ""
+    name = f"{model_name}_{cfg.data.name}{cfg.data.image_size}{seen}_n{per_class or 'all'}_{_digest(identity)}"
     run_dir = (Path(cfg.paths.output_root) / "generators" / name).resolve()
     with file_lock(run_dir.with_suffix(".lock")):
         metrics_file = run_dir / "metrics.json"
@@ -90,7 +103,7 @@ def auto_generator(cfg: DictConfig, augmentation: SyntheticAugmentation, train: 
             return run_dir
         gen_cfg = compose_config("train", [f"model={model_name}", "augment=none", f"seed={seed}", *overrides])
         OmegaConf.set_struct(gen_cfg, False)
-        gen_cfg.data = OmegaConf.create(OmegaConf.to_container(cfg.data, resolve=False))
+        gen_cfg.data = OmegaConf.create(OmegaConf.to_container(data, resolve=False))
         gen_cfg.data.train_per_class = per_class
         gen_cfg.paths = OmegaConf.create(OmegaConf.to_container(cfg.paths, resolve=True))
         gen_cfg.paths.run_dir = str(run_dir)
@@ -99,7 +112,12 @@ def auto_generator(cfg: DictConfig, augmentation: SyntheticAugmentation, train: 
         gen_cfg.model.monitor.metric = None
         (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
         OmegaConf.save(gen_cfg, run_dir / ".hydra" / "config.yaml")
-        log.info("augment.source=auto: training %s on the classifier's training images in %s", model_name, run_dir)
+        log.info(
+            "augment.source=auto: training %s on %s in %s",
+            model_name,
+            "the seen classes" if seen else "the classifier's training images",
+            run_dir,
+        )
         metrics = train(gen_cfg)
         if metrics.get("status") != "completed":
             raise GenlabError(f"augment.source=auto: the generator run {run_dir} ended '{metrics.get('status')}'.")
@@ -153,12 +171,18 @@ def prepare_synthetic(cfg: DictConfig, datamodule: Any, model: Any, train: Train
             f"it does not apply to model={cfg.model.name}."
         )
     real = datamodule.real_train_split()
-    if augmentation.source == "auto":
+    if augmentation.source == "auto" and isinstance(augmentation, DAFusionAugmentation):
+        base = base_source(cfg, augmentation, lambda: auto_generator(cfg, augmentation, train))
+        source = auto_inversion(cfg, augmentation, base, _data_identity)
+    elif augmentation.source == "auto":
         source = auto_generator(cfg, augmentation, train)
     else:
         source = check_run_dir(augmentation.source)
     source = Path(source).resolve()
-    check_fairness(load_run_config(source).data, cfg.data, source)
+    if is_heldout(cfg.data):
+        check_heldout_fairness(load_run_config(source), cfg.data, source, augmentation, _data_identity)
+    else:
+        check_fairness(load_run_config(source).data, cfg.data, source)
     key = {
         "kind": augmentation.kind,
         "source": file_digest(source / "checkpoints" / "last.ckpt"),
@@ -169,17 +193,22 @@ def prepare_synthetic(cfg: DictConfig, datamodule: Any, model: Any, train: Train
     run_file = Path(cfg.paths.run_dir) / "synthetic" / "pool.pt"
     shared_file = Path(cfg.paths.cache_dir) / "synthetic" / f"{augmentation.kind}_{_digest(key)}.pt"
     pool = _load_pool(run_file, key)
+    scores = {}
     if pool is None:
         with file_lock(shared_file.with_suffix(".lock")):
             pool = _load_pool(shared_file, key)
             if pool is None:
+                started = time.process_time()
                 pool = build_pool(augmentation, source, real, datamodule.num_classes)
+                scores["synthetic/build_cpu_seconds"] = time.process_time() - started
                 atomic_torch_save({"key": key, "images": pool.images, "labels": pool.labels}, shared_file)
     if not run_file.is_file():
         atomic_torch_save({"key": key, "images": pool.images, "labels": pool.labels}, run_file)
         write_preview(pool, Path(cfg.paths.run_dir) / "synthetic.png", datamodule.num_classes)
     datamodule.add_synthetic(pool, augmentation.ratio)
-    return {**_source_scores(source), "synthetic/images": float(len(pool.labels))}
+    if is_heldout(cfg.data):
+        scores["synthetic/class_agreement"] = class_agreement(cfg, datamodule.class_ids, pool, augmentation.device)
+    return {**_source_scores(source), "synthetic/images": float(len(pool.labels)), **scores}
 
 
 def write_preview(pool: TensorSplit, path: Path, num_classes: int, per_class: int = 10) -> None:
