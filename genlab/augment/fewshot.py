@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from genlab import progress
-from genlab.augment.synthetic import SDEditAugmentation, SyntheticAugmentation, _positive_int
+from genlab.augment.synthetic import SDEditAugmentation, SyntheticAugmentation, positive_int
 from genlab.capabilities import Edits, LearnedClasses, Varies
 from genlab.data.classes import config_class_ids
 from genlab.data.datasets import TensorSplit
@@ -34,7 +34,7 @@ class DAGANAugmentation(SyntheticAugmentation):
 
     def __init__(self, name: str = "dagan", variations_per_image: int = 10, **kwargs: Any) -> None:
         super().__init__(name=name, **kwargs)
-        self.variations_per_image = _positive_int("variations_per_image", variations_per_image)
+        self.variations_per_image = positive_int("variations_per_image", variations_per_image)
 
     def check_source(self, model: Any, model_name: str, source: Path) -> None:
         if not isinstance(model, Varies):
