@@ -51,6 +51,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="first_result and quality (long: an hour and ~40 min) run only when named",
     )  # fmt: skip
     parser.add_argument("--first-result-models", nargs="+", choices=list(FIRST_RESULT), default=list(FIRST_RESULT))
+    parser.add_argument("--first-result-jobs", type=int, default=1, help="first_result: commands side by side")
     parser.add_argument("--dcgan-minutes", type=float, default=5.0, help="quality: the DCGAN budget")
     parser.add_argument("--ddpm-minutes", type=float, default=10.0, help="quality: the DDPM budget")
     parser.add_argument("--seed", type=int, default=0, help="quality: seed of both sides")
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if "eval" in args.sections:
             rows.extend(bench_eval(settings, device, tmp))
         if "first_result" in args.sections:
-            rows.extend(bench_first_result(args.first_result_models, tmp))
+            rows.extend(bench_first_result(args.first_result_models, tmp, args.first_result_jobs))
             rows.append(estimate_gpu_preset(tmp))
         if "quality" in args.sections:
             from scripts.bench.quality import bench_quality  # needs diffusers: pip install -e ".[bench]"
