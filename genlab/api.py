@@ -39,21 +39,17 @@ from genlab.capabilities import (
     Classifies,
     Denoises,
     Edits,
-    Encodes,
     Generates,
     Interpolates,
     Restores,
     Translates,
     Varies,
+    capability_names,
     generates_conditionally,
 )
 from genlab.diffusion.inpainting import inpaint
 from genlab.errors import GenlabError
-from genlab.metrics.evaluate import classifier_report, resolve_metrics
-from genlab.metrics.translation import resolve_translation_metrics
-from genlab.scoring import scorers
-from genlab.scoring.restoration import score_restoration
-from genlab.scoring.scorers import generation_options, generation_record, generative_scorer, translation_scorer
+from genlab.scoring.dispatch import score_model
 
 TRANSLATE_BATCH = 64
 
@@ -132,19 +128,7 @@ class Run:
 
     def capabilities(self) -> list[str]:
         """What the model can do: ``generate``, ``generate_conditionally``, ``interpolate``, ``translate``, ..."""
-        checks = {
-            "generate": isinstance(self.model, Generates),
-            "generate_conditionally": generates_conditionally(self.model),
-            "interpolate": isinstance(self.model, Interpolates),
-            "translate": isinstance(self.model, Translates),
-            "edit": isinstance(self.model, Edits),
-            "inpaint": isinstance(self.model, Denoises),
-            "vary": isinstance(self.model, Varies),
-            "classify": isinstance(self.model, Classifies),
-            "restore": isinstance(self.model, Restores),
-            "encode": isinstance(self.model, Encodes),
-        }
-        return [name for name, present in checks.items() if present]
+        return capability_names(self.model)
 
     def _require(self, capability: type, what: str, advice: str) -> Any:
         if not isinstance(self.model, capability):
@@ -302,39 +286,13 @@ class Run:
         of translations (translators), or accuracy (classifiers). ``settings`` is an ``eval`` settings node
         (default: the run's own), ``options`` are generation options (default: ``settings.sample_options``)."""
         settings = settings if settings is not None else self.config.eval
-        cache_dir = cache_dir if cache_dir is not None else self.config.paths.cache_dir
-        data_cfg = self.config.data
         size = len(self.datamodule.dataset(split))
         count = _check_n(n) if n is not None else min(size, int(settings.max_n))
-        common = {"split": split, "features": features, "n": count, "cache_dir": cache_dir, "device": self.device}
-        if isinstance(self.model, Translates):
+        if not isinstance(self.model, Classifies):
             self.check_options(options)
-            wanted = resolve_translation_metrics(metrics)
-            scorer = translation_scorer(
-                data_cfg, settings, metrics=wanted, datamodule=self.datamodule, translator=self.model, **common
-            )
-            with progress.progress(scorer.n, f"scoring {scorer.n} translations"):
-                result = scorers.score_translations(scorer, self.model, self.datamodule, split)
-            return Evaluation({**result, "seed": seed})
-        if isinstance(self.model, Restores):
-            self.check_options(options)
-            return Evaluation(score_restoration(self.model, self.datamodule, split, count, seed, metrics, **options))
-        if isinstance(self.model, Generates):
-            self.check_options(options)
-            conditional = generates_conditionally(self.model)
-            wanted = resolve_metrics(metrics, conditional, int(data_cfg.num_classes))
-            chosen = generation_options(self.model, settings.get("sample_options") or {}, options)
-            record = generation_record(self.model, chosen)  # refuses bad sampler options before any scoring work
-            scorer = generative_scorer(data_cfg, settings, metrics=wanted, datamodule=self.datamodule, **common)
-            with progress.progress(count, f"scoring {count} samples"):
-                result, grid = scorer.score(self.model, seed=seed, options=chosen)
-            return Evaluation({**result, **record}, grid, nearest=scorer.nearest)
-        if isinstance(self.model, Classifies) and int(data_cfg.num_classes) > 0:
-            if metrics is not None or options:
-                raise GenlabError(
-                    f"metrics= and sampling options apply to generative models; model={self.name} is a classifier."
-                )
-            batches = self.datamodule.dataloader(split)
-            report = classifier_report(self.model.classify, batches, split, int(data_cfg.num_classes), self.device)
-            return Evaluation({**report, "seed": seed})
-        raise GenlabError(f"genlab does not know how to score model={self.name}.")
+        result, grid, nearest = score_model(
+            self.model, self.name, self.datamodule, self.config.data, settings, n=count, features=features,
+            split=split, metrics=metrics, seed=seed, device=self.device, options=options,
+            cache_dir=cache_dir if cache_dir is not None else self.config.paths.cache_dir,
+        )  # fmt: skip
+        return Evaluation(result, grid, nearest)

@@ -178,3 +178,20 @@ class LearnedClasses(Protocol):
     learned_classes: tuple[int, ...]
 
     def label_of(self, class_ids: Tensor) -> Tensor: ...
+
+
+def capability_names(model: object) -> list[str]:
+    """What ``model`` can do, by name: ``generate``, ``generate_conditionally``, ``interpolate``, ``translate``, ..."""
+    checks = {
+        "generate": isinstance(model, Generates),
+        "generate_conditionally": generates_conditionally(model),
+        "interpolate": isinstance(model, Interpolates),
+        "translate": isinstance(model, Translates),
+        "edit": isinstance(model, Edits),
+        "inpaint": isinstance(model, Denoises),
+        "vary": isinstance(model, Varies),
+        "classify": isinstance(model, Classifies),
+        "restore": isinstance(model, Restores),
+        "encode": isinstance(model, Encodes),
+    }
+    return [name for name, present in checks.items() if present]

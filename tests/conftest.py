@@ -14,22 +14,22 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # Nothing phones home from the tests: MLflow's and Gradio's usage telemetry off, W&B offline.
-for _key, _value in {
-    "DO_NOT_TRACK": "true",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "GRADIO_ANALYTICS_ENABLED": "False",
-    "WANDB_MODE": "offline",
-}.items():
-    os.environ.setdefault(_key, _value)
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("WANDB_MODE", "offline")
 
 import pytest
 import torch
+from cli_zygote import ZygotePool
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
 from genlab.build import CONFIG_DIR
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# CLI calls fork a preloaded interpreter (tests/cli_zygote.py) unless GENLAB_TEST_NO_ZYGOTE is set.
+ZYGOTES = None if os.environ.get("GENLAB_TEST_NO_ZYGOTE") else ZygotePool(REPO_ROOT)
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
@@ -107,6 +107,13 @@ def cfg_factory(tmp_path: Path) -> Callable[..., DictConfig]:
     return make
 
 
+def zygote_can_run(args: Sequence[str], env: dict[str, str]) -> bool:
+    """A forked zygote behaves as a fresh interpreter except for interpreter start-up (``sitecustomize`` on the
+    path) and DDP, whose launcher re-runs the command line."""
+    paths = [Path(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return not any("ddp" in str(arg) for arg in args) and not any((p / "sitecustomize.py").exists() for p in paths)
+
+
 def run_cli(args: Sequence[str], cwd: Path, timeout: float = 600, env: dict[str, str] | None = None):
     """Run ``python -m genlab ARGS`` from ``cwd`` with this checkout first on the import path."""
     full_env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "GENLAB_DEBUG")}
@@ -114,6 +121,8 @@ def run_cli(args: Sequence[str], cwd: Path, timeout: float = 600, env: dict[str,
     full_env.setdefault("GENLAB_CACHE_DIR", str(cwd / "cache"))
     full_env["GENLAB_DATA_DIR"] = full_env.get("GENLAB_TEST_DATA_DIR", str(cwd / "data"))
     full_env.update(env or {})
+    if ZYGOTES is not None and zygote_can_run(args, full_env):
+        return ZYGOTES.run(list(args), cwd, full_env, timeout)
     return subprocess.run(
         [sys.executable, "-m", "genlab", *args],
         cwd=cwd,

@@ -176,9 +176,9 @@ def test_real_vs_real_fid_is_near_zero_and_noise_is_far(eval_cache):  # noqa: F8
 
 
 def test_default_metrics_follow_the_model_and_dataset():
-    assert default_metrics(False, 10) == ["fid", "kid", "precision_recall", "class_hist"]
-    assert default_metrics(True, 10)[-1] == "class_acc"
-    assert default_metrics(False, 0) == ["fid", "kid", "precision_recall"]
+    assert default_metrics(False, 10) == ["fid", "kid", "precision_recall", "class_hist", "memorisation"]
+    assert default_metrics(True, 10)[-2:] == ["class_acc", "memorisation"]
+    assert default_metrics(False, 0) == ["fid", "kid", "precision_recall", "memorisation"]
     with pytest.raises(GenlabError, match="class_acc needs a conditional model"):
         resolve_metrics(["class_acc"], False, 10)
     with pytest.raises(GenlabError, match="metrics=bleu"):

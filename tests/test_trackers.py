@@ -72,7 +72,7 @@ def test_mlflow_local_store_holds_runs_metrics_params_and_images(tmp_path, eval_
     assert run.data.params["model/name"] == "dcgan" and run.data.params["model/generator/ngf"] == "8"
     assert run.data.metrics["fid"] == pytest.approx(metrics["fid"])
     losses = client.get_metric_history(run.info.run_id, "train/loss_g")
-    assert len({m.step for m in losses}) >= 2  # one per logging step, and the final figure
+    assert len({m.step for m in losses}) >= 2  # one per logging step (not repeated with the final figures)
     images = [a.path for a in client.list_artifacts(run.info.run_id, "images") if a.path.endswith(".png")]
     assert len(images) == 2, images  # the sample grid of each of the 2 epochs
     local = Path(client.download_artifacts(run.info.run_id, images[0], str(tmp_path)))

@@ -93,11 +93,12 @@ def log_image(loggers: Iterable[Logger], tag: str, grid: Tensor, step: int) -> N
 
 
 def log_final_metrics(loggers: Iterable[Logger], metrics: Mapping[str, Any], step: int) -> None:
-    """The numeric figures of a run's ``metrics.json`` to every logger (e.g. ``fid``, ``test/acc``)."""
+    """The end-of-run figures of a run's ``metrics.json`` to every logger (``fid``, ``kid_mean``, ...). Keys with a
+    ``/`` (``train/loss``, ``test/acc``) were logged by Lightning as they were made and are not logged twice."""
     figures = {
         key: float(value)
         for key, value in metrics.items()
-        if isinstance(value, int | float) and not isinstance(value, bool) and key != "global_step"
+        if isinstance(value, int | float) and not isinstance(value, bool) and "/" not in key and key != "global_step"
     }
     for logger in loggers:
         if figures:

@@ -27,9 +27,8 @@ class DiffusionModule(GenlabModule):
     """Denoising diffusion model: a net f_θ(x_t, t[, y]) at x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε learns ε (L_simple
     ‖ε − f_θ‖², the default), v or x_0 (``prediction``; :mod:`genlab.diffusion.prediction`).
 
-    Logs ``train/loss`` and ``val/loss`` (the EMA net on fixed t and noise). Samples with the EMA
-    weights (``ema_net``, saved in checkpoints) through a sampler object
-    (:mod:`genlab.diffusion.samplers`): the run's default ``sampler`` or one named at sampling time.
+    Logs ``train/loss``, ``val/loss`` (EMA net, fixed t and noise). Samples with the EMA weights (``ema_net``)
+    through a sampler object (:mod:`genlab.diffusion.samplers`), the run's ``sampler`` or one named then.
 
     Args:
         net: a partial noise-prediction net, called with ``num_classes`` (0 when unconditional).
@@ -39,15 +38,13 @@ class DiffusionModule(GenlabModule):
         num_classes: the dataset's classes (used when ``conditional``).
         conditional: train with labels (dropped to the null class with ``label_dropout``).
         label_dropout: probability of replacing a label by the null class during training.
-        noise_dist: the run's ``noise_dist``; only Gaussian noise is meaningful for diffusion.
-        ema_decay: EMA decay of the sampling weights (see :mod:`genlab.models.ema`).
+        noise_dist: the run's ``noise_dist`` (Gaussian only); ema_decay: of the sampling weights (:mod:`.ema`).
         sampler: the default sampler object (``configs/model/sampler/<name>.yaml``).
         guidance: default classifier-free guidance scale s of conditional models,
             ε = ε(∅) + s (ε(y) − ε(∅)); 1 = plain conditional, 0 = unconditional.
         sample_batch_size: images denoised at once by :meth:`generate` and :meth:`edit`.
         prediction: what the net predicts: ``eps`` (runs saved without it), ``v`` or ``x0``.
-        loss_weighting: ``none`` (plain MSE on the target) or ``min_snr`` (min-SNR-γ weights).
-        min_snr_gamma: γ of ``min_snr`` (> 0; 5 as Hang et al. 2023).
+        loss_weighting: ``none`` (MSE) or ``min_snr`` (min-SNR-γ weights, γ = ``min_snr_gamma`` > 0, 5 by default).
         scheduler: optional partial LR scheduler called with the optimizer.
         **meta: the model config's ``name``, ``epochs``, ``monitor``.
     """
@@ -163,8 +160,7 @@ class DiffusionModule(GenlabModule):
         return options
 
     def sampling_network(self) -> nn.Module:
-        """The network that samples: the EMA copy of the ε-predictor (capability Exports)."""
-        return self.ema_net.module
+        return self.ema_net.module  # the EMA copy of the ε-predictor samples (capability Exports)
 
     def resolve_sampler(self, sampler: str | Sampler | None = None, **options: Any) -> Sampler:
         """The sampler to use: the run's default, or the one named, with ``options`` changed.
