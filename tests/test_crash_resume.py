@@ -119,7 +119,13 @@ def test_resume_restores_the_ema_weights_and_the_fixed_grid_noise(tmp_path):
     model = instantiate_model(cfg)
     grid = ImageGrid(tmp_path / "grids", seed=999)  # a different seed: only the checkpoint can give the noise
     trainer = Trainer(
-        max_epochs=1, accelerator="cpu", logger=False, enable_progress_bar=False, callbacks=[grid], limit_val_batches=0
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        callbacks=[grid],
+        limit_val_batches=0,
+        default_root_dir=tmp_path,
     )
     trainer.fit(model, datamodule=instantiate_datamodule(cfg), ckpt_path=tmp_path / "run" / "checkpoints" / "last.ckpt")
     assert torch.equal(grid.noise, grid_state["noise"])
@@ -143,7 +149,8 @@ def test_resume_restores_the_diffusion_ema_net(tmp_path):
     live = {k: k.replace("ema_net.module.", "net.", 1) for k in ema_keys if ".module." in k}
     assert live and any(not torch.equal(state[k], state[v]) for k, v in live.items())
     model = instantiate_model(cfg)
-    trainer = Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_progress_bar=False, limit_val_batches=0)
+    trainer = Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_progress_bar=False, limit_val_batches=0,
+                      default_root_dir=tmp_path)  # fmt: skip
     trainer.fit(model, datamodule=instantiate_datamodule(cfg), ckpt_path=tmp_path / "run" / "checkpoints" / "last.ckpt")
     restored = model.state_dict()
     assert all(torch.equal(restored[k], state[k]) for k in ema_keys)
@@ -164,7 +171,7 @@ def test_a_checkpoint_of_genlab_0_1_loads_and_resumes(tmp_path):
     model = model_from_config(cfg, tmp_path / "old.ckpt")
     assert all(torch.equal(model.state_dict()[k], v) for k, v in new.items())
     trainer = Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_progress_bar=False, limit_val_batches=0,
-                      limit_train_batches=2)  # fmt: skip
+                      limit_train_batches=2, default_root_dir=tmp_path)  # fmt: skip
     resumed = instantiate_model(cfg)
     trainer.fit(resumed, datamodule=instantiate_datamodule(cfg), ckpt_path=tmp_path / "old.ckpt")
     assert trainer.global_step == 4 and int(resumed.generator_ema.n_averaged) == 4
