@@ -5,7 +5,8 @@
 Reads the local store ``OUTPUT_ROOT/mlflow.db`` (what ``logger=mlflow`` writes), prints the newest run's
 metrics and image artifacts as MLflow's Python client lists them, starts ``mlflow ui`` on the loopback
 address, and saves ``<prefix>_run.png`` (the run's page, once its metrics are shown) and
-``<prefix>_images.png`` (its model-metrics page, once a logged image has loaded) with headless Chromium.
+``<prefix>_images.png`` (its last logged sample grid in the Artifacts tab, once the image has loaded) with
+headless Chromium.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from pathlib import Path
 
 from scripts.headless_chromium import Chromium
 
-IMAGE_SHOWN = "[...document.querySelectorAll('img')].some(i => i.src.includes('get-artifact') && i.naturalWidth > 0)"
+# The artifact viewer shows a logged PNG from a blob: URL once it has fetched it.
+IMAGE_SHOWN = "[...document.querySelectorAll('img')].some(i => i.src.startsWith('blob:') && i.naturalWidth > 0)"
 
 
-def newest_run(store: Path) -> tuple[str, str]:
-    """(experiment id, run id) of the newest run in the store; prints what MLflow's client lists for it."""
+def newest_run(store: Path) -> tuple[str, str, str]:
+    """(experiment id, run id, its last image artifact) of the newest run in the store; prints what MLflow's
+    client lists for it."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{store.resolve()}")
@@ -35,7 +38,8 @@ def newest_run(store: Path) -> tuple[str, str]:
     print("metrics:", ", ".join(f"{k}={v:.4g}" for k, v in sorted(run.data.metrics.items())))
     images = [a.path for a in client.list_artifacts(run.info.run_id, "images") if a.path.endswith(".png")]
     print(f"{len(images)} image artifacts, e.g. {images[:2]}")
-    return experiment.experiment_id, run.info.run_id
+    last = max(images, key=lambda path: int(path.split("+step+")[1].split("+")[0]))  # the last epoch's grid
+    return experiment.experiment_id, run.info.run_id, last
 
 
 def serve_ui(store: Path, port: int, timeout: float) -> subprocess.Popen:
@@ -61,7 +65,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=5055)
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args()
-    experiment, run = newest_run(args.output_root / "mlflow.db")
+    experiment, run, image = newest_run(args.output_root / "mlflow.db")
     server = serve_ui(args.output_root / "mlflow.db", args.port, args.timeout)
     page = f"http://127.0.0.1:{args.port}/#/experiments/{experiment}/runs/{run}"
     profile = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
@@ -71,7 +75,7 @@ def main() -> None:
         browser.wait_for("document.body.innerText.includes('train/loss_d')", args.timeout)
         time.sleep(2)
         print(browser.save_screenshot(Path(f"{args.prefix}_run.png")))
-        browser.send("Page.navigate", {"url": f"{page}/model-metrics"})
+        browser.send("Page.navigate", {"url": f"{page}/artifacts/{image}"})
         browser.wait_for(IMAGE_SHOWN, args.timeout)
         time.sleep(2)
         print(browser.save_screenshot(Path(f"{args.prefix}_images.png")))

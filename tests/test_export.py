@@ -78,3 +78,12 @@ def test_export_of_a_run_without_checkpoint_is_refused_and_changes_nothing(dcgan
     before = tree([bare])
     result = run_cli(["export", f"run={bare}"], tmp_path)
     assert_refused(result, "last.ckpt", before, [bare])
+
+
+def test_export_grid_of_a_conditional_run_has_one_row_per_class(tmp_path, eval_cache):  # noqa: F811
+    tiny_cgan = ["model=cgan", "model.generator.ngf=8", "model.discriminator.ndf=8", "eval.n_at_end=0"]
+    run_dir = make_run(tmp_path / "cgan", tiny_cgan, eval_cache)
+    out = run_export(run_dir, n=16)  # rounded up to 20: 10 rows of 2
+    card = (out / "README.md").read_text()
+    assert "20 samples (one row per class)" in card
+    assert Image.open(out / "samples.png").size == (2 * 34 + 2, 10 * 34 + 2)

@@ -53,12 +53,13 @@ def write_grid(run: Run, cfg: DictConfig, out: Path) -> str:
         save_picture(comparison_grid([inputs, outputs, targets], groups_per_row(len(inputs), 3)), out / "samples.png")
         return f"The first {len(inputs)} test pairs: input | output | target."
     options = generation_options(run.model, run.config.eval.get("sample_options") or {}, {})
-    samples = run.sample(cfg.n, cfg.seed, **options)
     classes = int(run.model.num_classes) if generates_conditionally(run.model) else 0
-    save_grid(samples.images, out / "samples.png", default_nrow(cfg.n, samples.labels, classes))
+    n = -(-cfg.n // classes) * classes if classes else cfg.n  # whole rows, one per class
+    samples = run.sample(n, cfg.seed, **options)
+    save_grid(samples.images, out / "samples.png", default_nrow(n, samples.labels, classes))
     rows = " (one row per class)" if classes else ""
     how = ", ".join(f"{k}={v}" for k, v in options.items()) or "the run's default sampling options"
-    return f"{cfg.n} samples{rows}, seed {cfg.seed}, {how} (as the end-of-training scores)."
+    return f"{n} samples{rows}, seed {cfg.seed}, {how} (as the end-of-training scores)."
 
 
 def export(cfg: DictConfig) -> Path:

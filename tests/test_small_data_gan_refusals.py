@@ -1,5 +1,6 @@
-"""Spectral norm and hinge loss refused where they cannot apply (``genlab train``): exit 2, one short
-message naming the option, no traceback, no run folder left behind. CLI calls two at a time."""
+"""Bad small-data GAN input to ``genlab train`` (DiffAugment policies, strengths and p; ADA; spectral norm and
+hinge loss where they cannot apply): exit 2, one short message naming the option, no traceback, no run folder
+left behind. The CLI calls run two at a time in a module fixture."""
 
 from __future__ import annotations
 
@@ -12,8 +13,25 @@ from refusals import assert_refused
 
 pytestmark = pytest.mark.slow
 
+DCGAN = ["train", "model=dcgan"]
 # (arguments, text the message must contain)
 CASES = {
+    "unknown policy": ([*DCGAN, "model.diffaug=translate"], "unknown DiffAugment policy ['translate']"),
+    "unknown policy in a list": ([*DCGAN, "model.diffaug=translation,zoom"], "['zoom']"),
+    "strength out of range": ([*DCGAN, "model.diffaug=cutout", "model.diffaug_cutout_ratio=1.5"], "cutout_ratio=1.5"),
+    "p out of range": ([*DCGAN, "model.diffaug=cutout", "model.diffaug_p=1.5"], "model.diffaug_p=1.5 is out of range"),
+    "p neither a number nor adaptive": ([*DCGAN, "model.diffaug=cutout", "model.diffaug_p=often"], "or adaptive"),
+    "p without a policy": ([*DCGAN, "model.diffaug_p=adaptive"], "model.diffaug is null"),
+    "ADA target out of range": (
+        [*DCGAN, "model.diffaug=cutout", "model.diffaug_p=adaptive", "model.ada_target=1"],
+        "model.ada_target=1",
+    ),
+    "diffaug on the CNN": (["train", "model=cnn", "model.diffaug=translation"], "model=cnn has no discriminator"),
+    "diffaug on DDPM": (["train", "model=ddpm", "model.diffaug=translation"], "model=ddpm has no discriminator"),
+    "adaptive p with the WGAN critic": (
+        [*DCGAN, "model/loss=wgan_gp", "model.diffaug=translation", "model.diffaug_p=adaptive"],
+        "model/loss=wgan_gp the critic's value has no fixed zero",
+    ),
     "spectral norm with BatchNorm": (
         ["train", "model=dcgan", "model.discriminator.spectral_norm=true"],
         "set model.discriminator.batch_norm=false",
@@ -39,7 +57,7 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> tuple[Path, dict]:
-    root = tmp_path_factory.mktemp("gan_loss_refusals")
+    root = tmp_path_factory.mktemp("small_data_gan_refusals")
 
     def call(name: str):
         cwd = root / name.replace(" ", "_")
@@ -51,7 +69,7 @@ def results(tmp_path_factory) -> tuple[Path, dict]:
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_gan_loss_input_is_refused_cleanly(results, case):
+def test_bad_small_data_gan_input_is_refused_cleanly(results, case):
     root, done = results
     assert_refused(done[case], CASES[case][1])
     runs = root / case.replace(" ", "_") / "outputs" / "train"
