@@ -34,11 +34,12 @@ def test_a_diffusion_run_is_scored_with_a_fast_sampler_and_says_which(tmp_path):
     started = time.perf_counter()
     metrics = train_task.train(cfg)
     assert time.perf_counter() - started < 120
-    # DDIM-50 by default, fitted to the 10-step schedule of this tiny run; DDPM would be T evaluations
-    assert metrics["fid_sampler"] == "ddim" and metrics["fid_steps"] == 10 and metrics["fid_nfe"] == 10
+    # DPM-Solver++ at 20 NFE by default, fitted to the 10-step schedule of this tiny run (at most T − 1 = 9
+    # steps: it never evaluates t = 0); DDPM would be T evaluations
+    assert metrics["fid_sampler"] == "dpm_solver" and metrics["fid_steps"] == 9 and metrics["fid_nfe"] == 9
     assert metrics["fid_n"] == 1000 and metrics["fid"] > 0
     saved = json.loads((Path(cfg.paths.run_dir) / "metrics.json").read_text())
-    assert saved["fid_sampler"] == "ddim"
+    assert saved["fid_sampler"] == "dpm_solver"
 
 
 def write_class_folders(root: Path, shade: int) -> Path:
