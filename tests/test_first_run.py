@@ -13,7 +13,8 @@ import torch
 from conftest import FAST, TINY_DDPM, compose_config
 from omegaconf import open_dict
 from PIL import Image
-from pytorch_lightning import Callback
+from pytorch_lightning import Callback, LightningModule, Trainer
+from torch.utils.data import DataLoader, TensorDataset
 
 import genlab.tasks.train as train_task
 from genlab.build import instantiate_datamodule
@@ -91,9 +92,32 @@ def test_sigterm_during_training_records_the_step_and_a_resumable_checkpoint(tmp
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or callable(signal.getsignal(signal.SIGTERM))
 
 
-@pytest.mark.parametrize("how", ["sigterm", "ctrl-c"])
+class SignalInStep(LightningModule):
+    """A model whose first training step sends the process ``signum`` (a fit nested in scoring, as the reference
+    classifier's first training is)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__()
+        self.signum = signum
+        self.layer = torch.nn.Linear(1, 1)
+
+    def training_step(self, batch, batch_idx):
+        os.kill(os.getpid(), self.signum)
+        time.sleep(30)  # the signal interrupts this at once
+        raise AssertionError("the signal did not stop the nested fit")
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+@pytest.mark.parametrize("how", ["sigterm", "ctrl-c", "sigterm in a nested fit", "ctrl-c in a nested fit"])
 def test_a_stop_during_the_end_of_training_scores_keeps_the_training_record(tmp_path, monkeypatch, how):
     def scores(cfg, model, datamodule):
+        if how.endswith("nested fit"):
+            signum = signal.SIGTERM if how.startswith("sigterm") else signal.SIGINT
+            nested = Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                             enable_model_summary=False, default_root_dir=tmp_path / "nested")  # fmt: skip
+            nested.fit(SignalInStep(signum), DataLoader(TensorDataset(torch.ones(4, 1)), batch_size=2))
         if how == "ctrl-c":
             raise KeyboardInterrupt
         os.kill(os.getpid(), signal.SIGTERM)
@@ -109,7 +133,7 @@ def test_a_stop_during_the_end_of_training_scores_keeps_the_training_record(tmp_
     record = json.loads((Path(cfg.paths.run_dir) / "metrics.json").read_text())
     assert record["status"] == "interrupted" and "end-of-training" in record["interrupted_during"]
     assert "train/loss_d" in record and record["global_step"] == 2
-    expected = ("SIGTERM", 143) if how == "sigterm" else ("Ctrl-C (SIGINT)", 130)
+    expected = ("SIGTERM", 143) if how.startswith("sigterm") else ("Ctrl-C (SIGINT)", 130)
     assert (record["stopped_by"], stop.value.exit_code) == expected
 
 

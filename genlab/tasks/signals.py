@@ -20,14 +20,21 @@ class SigtermInterrupt(KeyboardInterrupt):
 
 
 class SignalGuard:
-    """The SIGTERM handler of a train command; ``fitting`` is True while Lightning handles SIGTERM itself."""
+    """The SIGTERM and SIGINT handler of a train command; ``fitting`` is True while Lightning handles SIGTERM
+    itself. ``received`` remembers the signal: a Lightning fit nested in scoring (the reference classifier's)
+    turns the interrupt into ``sys.exit(1)``, and the caller still has to say what stopped it."""
 
     def __init__(self) -> None:
         self.fitting = False
+        self.received: KeyboardInterrupt | None = None
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGINT:
+            self.received = KeyboardInterrupt()
+            raise self.received
+        self.received = SigtermInterrupt()
         if not self.fitting:
-            raise SigtermInterrupt
+            raise self.received
 
     @contextmanager
     def during_fit(self) -> Iterator[None]:
@@ -41,17 +48,18 @@ class SignalGuard:
 
 @contextmanager
 def guard_sigterm() -> Iterator[SignalGuard]:
-    """Install a :class:`SignalGuard` for SIGTERM (main thread only) and restore the old handler after."""
+    """Install a :class:`SignalGuard` for SIGTERM and SIGINT (main thread only); restore the old handlers after."""
     guard = SignalGuard()
     try:
-        previous = signal.signal(signal.SIGTERM, guard)
+        previous = {signum: signal.signal(signum, guard) for signum in (signal.SIGTERM, signal.SIGINT)}
     except ValueError:  # not the main thread: leave signals alone
         yield guard
         return
     try:
         yield guard
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def signal_name(exception: BaseException) -> str:

@@ -110,7 +110,12 @@ def _fit_and_score(
     # Under DDP the process group is gone here: rank 0 alone samples and scores the end-of-training FID.
     if status == "completed" and trainer.is_global_zero:
         try:
-            metrics.update(end_of_training_scores(cfg, model, datamodule))
+            try:
+                metrics.update(end_of_training_scores(cfg, model, datamodule))
+            except SystemExit:  # a nested Lightning fit (the reference classifier's) ends an interrupt so
+                if guard.received is None:
+                    raise
+                raise guard.received from None
         except KeyboardInterrupt as stop:
             metrics.update(status="interrupted", stopped_by=signal_name(stop), global_step=trainer.global_step)
             metrics["interrupted_during"] = "end-of-training scores (training had completed)"
