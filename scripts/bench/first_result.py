@@ -12,6 +12,7 @@ presets (``ddpm_large``) are estimated from timed training steps.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -48,6 +49,7 @@ FIRST_RESULT: dict[str, tuple[list[str], list[str]]] = {
     ),
 }
 PROBE_S = 90
+CALLS = itertools.count()
 TOO_SLOW_S = 600
 HEADLINES = ("fid", "test/acc", "l1", "class_acc", "psnr")
 QUIET = ["trainer.enable_progress_bar=false", "callbacks.progress_bar=null"]
@@ -63,7 +65,10 @@ def genlab_train(args: list[str], cwd: Path, threads: int | None, limit: float |
     the run folder, whether it finished)."""
     env = {**os.environ, "GENLAB_CACHE_DIR": str(cwd / "cache")}
     extra = [f"threads={threads}"] if threads else []
-    before = set((cwd / "outputs" / "train").glob("*")) if (cwd / "outputs" / "train").exists() else set()
+    resumed = args[-1].removeprefix("resume=") if args and args[-1].startswith("resume=") else None
+    root = cwd / "outputs" / str(next(CALLS))  # its own output root: side-by-side calls tell their runs apart
+    if resumed is None:
+        extra.append(f"paths.output_root={root}")
     command = [sys.executable, "-m", "genlab", "train", *args, *extra, *QUIET]
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -77,11 +82,8 @@ def genlab_train(args: list[str], cwd: Path, threads: int | None, limit: float |
     seconds = time.perf_counter() - started
     if finished and process.returncode != 0:
         raise SystemExit(f"bench: genlab train {' '.join(args)} failed:\n{stderr[-2000:]}")
-    run = args[-1].removeprefix("resume=") if args and args[-1].startswith("resume=") else None
-    if run is None:
-        (run_path,) = set((cwd / "outputs" / "train").glob("*")) - before
-        run = str(run_path)
-    return seconds, Path(run), finished
+    run = Path(resumed) if resumed is not None else next((root / "train").iterdir())
+    return seconds, run, finished
 
 
 def planned_steps(run: Path) -> int:
