@@ -121,7 +121,7 @@ def time_model(model: str, cwd: Path, threads: int | None) -> list[dict]:
             rows.append(row("first_result", label, seconds, unit="s", result=headline(metrics) + how,
                             steps=metrics.get("global_step")))  # fmt: skip
             return rows
-        more, run, _ = genlab_train([*args, f"resume={run}"], cwd, threads, None)
+        more, run, _ = genlab_train([f"resume={run}"], cwd, threads, None)  # a resume takes its run's own config
         seconds += more
         how += ", stopped once and resumed"
     metrics = json.loads((run / "metrics.json").read_text())
