@@ -10,8 +10,10 @@ Set ``GENLAB_TEST_NO_ZYGOTE=1`` to run every call in a fresh interpreter instead
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -76,6 +78,7 @@ class Zygote:
             [sys.executable, "-c", ZYGOTE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True
         )
         self.outputs = Path(tempfile.mkdtemp(prefix="genlab_cli_"))
+        atexit.register(shutil.rmtree, self.outputs, True)
 
     def reply(self) -> dict:
         line = self.process.stdout.readline()
