@@ -76,3 +76,34 @@ def test_the_average_stays_in_eval_mode_and_has_no_gradients():
     ema.train()
     assert not ema.training and not ema.module.training
     assert not any(p.requires_grad for p in ema.parameters())
+
+
+@pytest.mark.parametrize(
+    ("model", "ema"),
+    [("dcgan", lambda m: m.generator_ema), ("ddpm", lambda m: m.ema_net)],
+)
+def test_models_key_their_ema_on_images_seen_when_a_half_life_is_set(cfg_factory, model, ema):
+    """model.ema_half_life_images replaces ema_decay: after a step of batch B the decay is 0.5^(B / N)."""
+    from conftest import FAST, TINY_DDPM
+    from pytorch_lightning import Trainer
+
+    from genlab.build import instantiate_datamodule, instantiate_model
+
+    tiny = (
+        TINY_DDPM if model == "ddpm" else ["data.image_size=16", "model.generator.ngf=8", "model.discriminator.ndf=8"]
+    )
+    cfg = cfg_factory("train", [f"model={model}", *FAST, *tiny, "data.batch_size=16", "model.ema_half_life_images=320"])
+    module = instantiate_model(cfg)
+    assert ema(module).half_life_images == 320 and ema(module).decay is None
+    trainer = Trainer(
+        max_steps=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        limit_val_batches=0,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, datamodule=instantiate_datamodule(cfg))
+    assert int(ema(module).n_averaged) == 2
+    assert ema(module)._current == pytest.approx(0.5 ** (16 / 320))

@@ -43,6 +43,10 @@ class GenlabModule(StepLogging):
     def check_data(self, datamodule: Any) -> None:
         """Raise a GenlabError naming the option when the model cannot train on ``datamodule``."""
 
+    def images_per_update(self, batch_size: int) -> int:
+        """Training images in one optimizer step whose per-process batch has ``batch_size`` images."""
+        return batch_size * (self.trainer.world_size if self._trainer is not None else 1)
+
 
 def check_image_data(name: str, image_shape: tuple[int, ...], num_classes: int, datamodule: Any) -> None:
     """The checks of a model that makes or reads images of ``image_shape`` with ``num_classes`` labels (0: none)."""

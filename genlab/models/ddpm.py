@@ -38,7 +38,8 @@ class DiffusionModule(GenlabModule):
         num_classes: the dataset's classes (used when ``conditional``).
         conditional: train with labels (dropped to the null class with ``label_dropout``).
         label_dropout: probability of replacing a label by the null class during training.
-        noise_dist: the run's ``noise_dist`` (Gaussian only); ema_decay: of the sampling weights (:mod:`.ema`).
+        noise_dist: the run's ``noise_dist`` (Gaussian only); ema_decay or ema_half_life_images (in training
+            images, used when set): the decay of the sampling weights (:mod:`.ema`).
         sampler: the default sampler object (``configs/model/sampler/<name>.yaml``).
         guidance: default classifier-free guidance scale s of conditional models,
             ε = ε(∅) + s (ε(y) − ε(∅)); 1 = plain conditional, 0 = unconditional.
@@ -60,7 +61,8 @@ class DiffusionModule(GenlabModule):
         conditional: bool = False,
         label_dropout: float = 0.1,
         noise_dist: NoiseDist | None = None,
-        ema_decay: float = 0.999,
+        ema_decay: float | None = 0.999,
+        ema_half_life_images: int | None = None,
         sampler: Sampler | None = None,
         guidance: float | None = None,
         sample_batch_size: int = 256,
@@ -86,7 +88,7 @@ class DiffusionModule(GenlabModule):
             raise GenlabError(f"model.label_dropout={label_dropout} must be in [0, 1).")
         self.num_classes = num_classes if conditional else 0
         self.net = net(num_classes=self.num_classes)
-        self.ema_net = EMA(self.net, ema_decay)
+        self.ema_net = EMA(self.net, None if ema_half_life_images else ema_decay, ema_half_life_images)
         self.schedule = schedule
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -131,7 +133,7 @@ class DiffusionModule(GenlabModule):
         self.log("val/loss", self.diffusion_loss(self.ema_net.module, images, labels, generator), prog_bar=True)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self.ema_net.update(self.net)
+        self.ema_net.update(self.net, self.images_per_update(len(batch[0])))
 
     def configure_optimizers(self) -> Any:
         optimizer = make_optimizer(self.optimizer_factory, self.net.parameters(), "optimizer")
@@ -275,10 +277,8 @@ class DiffusionModule(GenlabModule):
         guidance: float | None,
         edit: tuple[Tensor, float] | None,
     ) -> Tensor:
-        """Run ``sampler`` on ``sample_batch_size`` images at a time, from noise or from noised ``edit`` images.
-
-        Each network evaluation reports its share of the chunk to an open progress bar (:mod:`genlab.progress`).
-        """
+        """Run ``sampler`` on ``sample_batch_size`` images at a time, from noise or from noised ``edit`` images;
+        each network evaluation reports its share of the chunk to an open progress bar (:mod:`genlab.progress`)."""
         out = []
         for first in range(0, n, self.sample_batch_size):
             part = slice(first, min(n, first + self.sample_batch_size))

@@ -79,6 +79,14 @@ class EMA(AveragedModel):
         return super().train(False)
 
 
+def make_ema(network: nn.Module, decay: float | None, half_life_images: int | None = None) -> EMA | None:
+    """The EMA a model config asks for: keyed on images seen when ``half_life_images`` is set (``decay`` is
+    then ignored), per update with ``decay``, none when both are null."""
+    if half_life_images is not None:
+        return EMA(network, half_life_images=half_life_images)
+    return EMA(network, decay) if decay is not None else None
+
+
 def migrate_ema_state(state_dict: MutableMapping[str, Any], prefix: str, updates: int) -> None:
     """Rename a pre-AveragedModel EMA (``<prefix>.<key>``) to ``<prefix>.module.<key>`` in place.
 

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from genlab.errors import GenlabError
 from genlab.models.adversarial import AdversarialModule, eval_mode, frozen
 from genlab.models.base import OptimizerFactory, check_image_data, make_optimizer
-from genlab.models.ema import EMA, migrate_ema_state
+from genlab.models.ema import make_ema, migrate_ema_state
 from genlab.models.losses import GANLoss
 from genlab.noise.priors import NoiseDist
 
@@ -54,6 +54,7 @@ class GANModule(AdversarialModule):
         ema_decay: keep an exponential moving average of the generator (weights and BatchNorm
             statistics, see :mod:`genlab.models.ema`), used for samples and eval and saved in
             checkpoints; null to turn it off.
+        ema_half_life_images: instead of ``ema_decay``, the EMA's half-life in training images (EDM's rule).
         require_labels: refuse a dataset without classes (set by conditional model configs).
         **options: the DiffAugment / ADA options and the meta keys of
             :class:`~genlab.models.adversarial.AdversarialModule`.
@@ -72,6 +73,7 @@ class GANModule(AdversarialModule):
         num_classes: int = 0,
         n_critic: int = 1,
         ema_decay: float | None = None,
+        ema_half_life_images: int | None = None,
         require_labels: bool = False,
         **options: Any,
     ) -> None:
@@ -92,7 +94,7 @@ class GANModule(AdversarialModule):
         self.optimizer_d_factory = optimizer_d
         self.num_classes = num_classes
         self.n_critic = n_critic
-        self.generator_ema = EMA(generator, ema_decay) if ema_decay is not None else None
+        self.generator_ema = make_ema(generator, ema_decay, ema_half_life_images)
         self.d_updates = 0
         self.image_shape = self._check_compatible()
 
@@ -203,7 +205,7 @@ class GANModule(AdversarialModule):
             loss_g, _ = self.loss.generator_loss(self.discriminator, self.augment(fake), labels)
         self.generator_update(opt_g, loss_g)
         if self.generator_ema is not None:
-            self.generator_ema.update(self.generator)
+            self.generator_ema.update(self.generator, self.images_per_update(len(fake)))
         self.log_step({"train/loss_g": loss_g}, prog_bar=True)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

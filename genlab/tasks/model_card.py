@@ -78,11 +78,12 @@ def write_card(
 ) -> Path:
     """Write ``out/README.md`` for the export of ``run``."""
     cfg = run.config
-    ema = cfg.model.get("ema_decay")
+    half_life, decay = cfg.model.get("ema_half_life_images"), cfg.model.get("ema_decay")
+    ema = f"half-life {half_life} images" if half_life else decay and f"decay {decay}"
     model_rows = [
         {"": "model", "value": f"{cfg.model.name} ({cfg.model._target_})"},
         {"": "sampling network", "value": f"{network['_target_'] if network else '?'}, {parameters:,} parameters"},
-        {"": "weights", "value": f"EMA (decay {ema})" if ema else "as trained (no EMA)"},
+        {"": "weights", "value": f"EMA ({ema})" if ema else "as trained (no EMA)"},
         {
             "": "data",
             "value": f"{cfg.data.name}: {cfg.data.channels}×{cfg.data.image_size}² px, {cfg.data.num_classes} classes",
