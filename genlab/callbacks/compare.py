@@ -67,11 +67,11 @@ def comparison_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _label(row: dict[str, Any]) -> str:
-    """Run name, its differing overrides, then its headline scores."""
+def _label(row: dict[str, Any], width: int = 44) -> str:
+    """Run name, its differing overrides, then its headline scores, in lines of at most ``width`` characters."""
     overrides = [f"{k}={v}" for k, v in row.items() if k not in LABEL_SKIP and not k.startswith(SUMMARY_PREFIXES)]
     headline = [f"{k}={row[k]:.4g}" for k in LABEL_METRICS if isinstance(row.get(k), float)]
-    return "\n".join([str(row["run"]), *_wrap(overrides, 44), *_wrap(headline, 44)])
+    return "\n".join([str(row["run"]), *_wrap(overrides, width), *_wrap(headline, width)])
 
 
 def _wrap(parts: list[str], width: int) -> list[str]:
@@ -97,9 +97,10 @@ def comparison_image(results: list[dict[str, Any]], rows: list[dict[str, Any]], 
             scaled = image.convert("RGB").resize(
                 (round(image.width * TILE_HEIGHT / image.height), TILE_HEIGHT), Image.Resampling.NEAREST
             )
-        label = _label(row)
+        width = max(scaled.width, 200)
+        label = _label(row, int((width - 8) // font.getlength("0")))
         band = 14 * (label.count("\n") + 1) + 8
-        tile = Image.new("RGB", (max(scaled.width, 200), TILE_HEIGHT + band), "white")
+        tile = Image.new("RGB", (width, TILE_HEIGHT + band), "white")
         ImageDraw.Draw(tile).multiline_text((4, 4), label, fill="black", font=font, spacing=2)
         tile.paste(scaled, (0, band))
         tiles.append(tile)

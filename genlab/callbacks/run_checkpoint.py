@@ -45,4 +45,5 @@ class RunCheckpoint(ModelCheckpoint):
             return
         # A GAN's discriminator-only batches leave global_step unchanged: write once per step.
         self._last_step_written = step
-        trainer.save_checkpoint(Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}")
+        last = Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}"
+        trainer.save_checkpoint(last, weights_only=self.save_weights_only)

@@ -37,7 +37,8 @@ class RunStatus(Callback):
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         status = stop_status(exception)
         if status == "interrupted" and trainer.world_size == 1 and trainer.global_step > 0:
-            trainer.save_checkpoint(self.run_dir / "checkpoints" / "last.ckpt")
+            # the full state (optimizers, loops), so that resume= continues where the run stopped
+            trainer.save_checkpoint(self.run_dir / "checkpoints" / "last.ckpt", weights_only=False)
         if not trainer.is_global_zero:
             return
         record = {**scalar_metrics(trainer.callback_metrics), "status": status, "global_step": trainer.global_step}
