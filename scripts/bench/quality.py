@@ -133,7 +133,7 @@ def reference_diffusers(images: Tensor, budget_s: float, seed: int) -> tuple[Sam
 def genlab_budget_run(model: str, budget_s: float, seed: int, extra: list[str]) -> tuple[Run, float]:
     """genlab's default ``model`` trained for ``budget_s`` seconds (trainer.max_time); the run and its wall time."""
     clock = time.strftime("%H:%M:%S", time.gmtime(budget_s))
-    overrides = [f"model={model}", f"seed={seed}", f"trainer.max_time=00:{clock}", "trainer.max_epochs=-1"]
+    overrides = [f"model={model}", f"seed={seed}", f"++trainer.max_time=00:{clock}", "trainer.max_epochs=-1"]
     started = time.perf_counter()
     run = train_in_python([*overrides, "eval.n_at_end=0", *extra])
     return run, time.perf_counter() - started
