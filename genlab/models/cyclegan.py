@@ -35,7 +35,7 @@ from genlab.imaging import to_unit_range
 from genlab.metrics.translation import translation_metric_collection
 from genlab.models.adversarial import AdversarialModule, decay_plan, frozen
 from genlab.models.base import OptimizerFactory, make_optimizer
-from genlab.models.ema import EMA
+from genlab.models.ema import make_ema
 from genlab.models.image_pool import ImagePool
 from genlab.models.losses import LSGANLoss
 
@@ -138,8 +138,8 @@ class CycleGANModule(AdversarialModule):
         if init_gain is not None:
             for net in (self.generator_ab, self.generator_ba, self.discriminator_a, self.discriminator_b):
                 net.apply(partial(normal_init, gain=init_gain))
-        self.ema_ab = EMA(self.generator_ab, ema_decay) if ema_decay is not None else None
-        self.ema_ba = EMA(self.generator_ba, ema_decay) if ema_decay is not None else None
+        self.ema_ab = make_ema(self.generator_ab, ema_decay)
+        self.ema_ba = make_ema(self.generator_ba, ema_decay)
         self.channels = {"A": channels_a, "B": channels_b}
         self.optimizer_g_factory = optimizer_g
         self.optimizer_d_factory = optimizer_d

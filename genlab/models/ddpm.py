@@ -19,7 +19,7 @@ from genlab.diffusion.schedules import NoiseSchedule
 from genlab.diffusion.sdedit import check_strength, noised
 from genlab.errors import GenlabError
 from genlab.models.base import GenlabModule, OptimizerFactory, check_finite, check_image_data, make_optimizer
-from genlab.models.ema import EMA, migrate_ema_state
+from genlab.models.ema import EMA, make_ema, migrate_ema_state
 from genlab.noise.priors import GaussianNoise, NoiseDist
 
 
@@ -88,7 +88,7 @@ class DiffusionModule(GenlabModule):
             raise GenlabError(f"model.label_dropout={label_dropout} must be in [0, 1).")
         self.num_classes = num_classes if conditional else 0
         self.net = net(num_classes=self.num_classes)
-        self.ema_net = EMA(self.net, None if ema_half_life_images else ema_decay, ema_half_life_images)
+        self.ema_net = make_ema(self.net, ema_decay, ema_half_life_images) or EMA(self.net)  # both null: refused
         self.schedule = schedule
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
