@@ -107,3 +107,31 @@ def test_models_key_their_ema_on_images_seen_when_a_half_life_is_set(cfg_factory
     trainer.fit(module, datamodule=instantiate_datamodule(cfg))
     assert int(ema(module).n_averaged) == 2
     assert ema(module)._current == pytest.approx(0.5 ** (16 / 320))
+
+
+def test_ddpm_samples_with_the_live_net_when_asked(cfg_factory):
+    """sample ema=false: the live ε-net samples (and SDEdit edits); the EMA net is the default; ema=1 is refused."""
+    from conftest import FAST, TINY_DDPM
+
+    from genlab.build import instantiate_model
+
+    module = instantiate_model(cfg_factory("train", ["model=ddpm", *FAST, *TINY_DDPM])).eval()
+    with torch.no_grad():
+        for p in module.net.parameters():
+            p.add_(0.05 * torch.randn_like(p))  # the live net now differs from its average
+
+    def draw(**options):
+        return module.generate(4, generator=torch.Generator().manual_seed(0), sampler="ddim", steps=5, **options)
+
+    live, averaged = draw(ema=False), draw()
+    assert not torch.allclose(live, averaged)
+    assert torch.equal(averaged, draw(ema=True))
+    with torch.no_grad():
+        for p in module.ema_net.module.parameters():
+            p.zero_()
+    assert torch.equal(live, draw(ema=False))  # the EMA weights play no part in live sampling
+    images = torch.zeros(2, *module.image_shape)
+    edited = module.edit(images, 0.5, generator=torch.Generator().manual_seed(1), ema=False)
+    assert edited.shape == images.shape and "ema" in module.generation_options()
+    with pytest.raises(GenlabError, match="ema=1 must be true or false"):
+        draw(ema=1)

@@ -125,3 +125,39 @@ def test_inversion_net_maps_known_null_and_new_labels():
     assert torch.equal(out[4], net.new_emb[1, 0]) and torch.equal(out[5], net.new_emb[1, 1]), "t < 5 | t ≥ 5"
     net.init_new_embeddings()
     assert torch.allclose(net.new_emb[1, 1], table[:3].mean(0))
+
+
+@pytest.mark.parametrize("weight", [-1, True, "strong"])
+def test_dagan_refuses_a_bad_anchor_weight(cfg_factory, weight):
+    from fewshot_fixtures import TINY_DAGAN
+    from hydra.errors import InstantiationException
+
+    from genlab.build import instantiate_model
+
+    with pytest.raises(InstantiationException) as caught:
+        instantiate_model(cfg_factory("train", [*TINY_DAGAN, f"model.lambda_anchor={weight}"]))
+    assert isinstance(caught.value.__cause__, GenlabError) and "must be a number ≥ 0" in str(caught.value.__cause__)
+
+
+def test_dagan_anchor_term_keeps_variations_near_their_input(cfg_factory):
+    """model.lambda_anchor: the same training with the L1-to-anchor term ends with G(x, z) much nearer x."""
+    from conftest import FAST
+    from fewshot_fixtures import TINY_DAGAN
+    from pytorch_lightning import Trainer
+
+    from genlab.build import instantiate_datamodule, instantiate_model
+
+    def distance_after_training(weight: float) -> float:
+        torch.manual_seed(0)
+        options = [f"model.lambda_anchor={weight}", "model.lambda_diversity=0", "model.optimizer_g.lr=0.002"]
+        cfg = cfg_factory("train", [*TINY_DAGAN, *FAST, *options])
+        module, datamodule = instantiate_model(cfg), instantiate_datamodule(cfg)
+        trainer = Trainer(
+            max_steps=60, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+            limit_val_batches=0, enable_model_summary=False, callbacks=[],
+        )  # fmt: skip
+        trainer.fit(module, datamodule=datamodule)
+        images = next(iter(datamodule.train_dataloader()))[0]
+        return float((module.vary(images, torch.Generator().manual_seed(0)) - images).abs().mean())
+
+    assert distance_after_training(100.0) < 0.5 * distance_after_training(0.0)

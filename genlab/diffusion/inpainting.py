@@ -99,12 +99,13 @@ def inpaint(
     jump: int | None = None,
     guidance: float | None = None,
     batch_size: int = 256,
+    ema: bool | None = None,
     **sampler_options: Any,
 ) -> Tensor:
     """Fill ``images`` (N, C, H, W) in [-1, 1] where ``mask`` (N or 1, 1, H, W) is 1 and keep the rest exactly.
 
     Args:
-        model: a diffusion model (its EMA denoiser samples).
+        model: a diffusion model (its EMA denoiser samples; the live one with ``ema=False``).
         labels: one class per image, guiding a conditional model (None: the null class).
         generator: every random draw (a seed gives the same images).
         resample, jump, guidance, sampler_options: as :func:`plan` (``sampler=ddpm|ddim`` and its options;
@@ -137,13 +138,14 @@ def inpaint(
     if note is not None:
         log.warning("inpainting: %s", note)
     device = model.schedule.betas.device
+    net = model.sampling_network(ema)
     calls = repaint.nfe(chosen, model.schedule.timesteps)  # of eps_fn per batch (a guided call is one)
     out = []
     for first in range(0, len(images), batch_size):
         part = slice(first, min(len(images), first + batch_size))
         chunk, count = images[part].to(device), part.stop - part.start
         regenerate = (mask if mask.shape[0] == 1 else mask[part]).to(device)
-        eps_fn = model.denoiser(None if labels is None else labels[part].to(device), guidance)
+        eps_fn = model.denoiser(None if labels is None else labels[part].to(device), guidance, net)
 
         def reporting(x: Tensor, t: Tensor, eps_fn: EpsFn = eps_fn, share: float = count / calls) -> Tensor:
             progress.advance(share)

@@ -11,6 +11,11 @@ Nothing in DAGAN's pair loss rewards G for *using* z (one plausible partner per 
 and on digits G learns to ignore it. ``lambda_diversity`` adds the mode-seeking term of MSGAN (Mao et al.
 2019): each anchor is varied with two noises z1, z2 and G also minimises
 1 / (mean|G(x_i, z1) − G(x_i, z2)| / mean|z1 − z2| + ε); 0 turns it off (the paper's DAGAN).
+
+With few training classes (five digits), G learns to turn any input into one of *those* classes, so its
+variations of a new class lose the class. ``lambda_anchor`` (an addition, 0 = the paper) adds
+λ · mean|G(x_i, z) − x_i| to G's loss, as pix2pix adds L1 to its target: G then changes the anchor by as
+little as fools D, which keeps the input's shape on classes it never saw.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ class DAGANModule(AdversarialModule):
         grid_size, grid_variations: the epoch grid (inputs × variations; 0 inputs: none).
         n_critic: discriminator updates per generator update (must be 1; the loss configs set it).
         lambda_diversity: weight of the mode-seeking term (0: the paper's objective alone).
+        lambda_anchor: weight of the L1 distance of x_g to its anchor x_i (0: the paper's objective alone).
         **meta: the model config's ``name``, ``epochs``, ``monitor``.
     """
 
@@ -62,6 +68,7 @@ class DAGANModule(AdversarialModule):
         grid_variations: int = 7,
         n_critic: int = 1,
         lambda_diversity: float = 0.0,
+        lambda_anchor: float = 0.0,
         **meta: Any,
     ) -> None:
         super().__init__(**meta)
@@ -78,9 +85,10 @@ class DAGANModule(AdversarialModule):
         self.image_shape = (channels, image_size, image_size)
         self.num_classes = 0  # it never sees labels when generating
         self.grid_size, self.grid_variations = grid_size, grid_variations
-        if isinstance(lambda_diversity, bool) or not isinstance(lambda_diversity, int | float) or lambda_diversity < 0:
-            raise GenlabError(f"model.lambda_diversity={lambda_diversity} must be a number ≥ 0 (0: off).")
-        self.lambda_diversity = float(lambda_diversity)
+        for key, value in (("lambda_diversity", lambda_diversity), ("lambda_anchor", lambda_anchor)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise GenlabError(f"model.{key}={value} must be a number ≥ 0 (0: off).")
+        self.lambda_diversity, self.lambda_anchor = float(lambda_diversity), float(lambda_anchor)
 
     # ---- generation (capability Varies) -------------------------------------------------------------
 
@@ -145,6 +153,10 @@ class DAGANModule(AdversarialModule):
             spread = (first - generated[len(x_i) :]).abs().mean() / (z1 - z2).abs().mean()
             loss_g = loss_g + self.lambda_diversity / (spread + 1e-5)
             metrics["train/diversity"] = spread.detach()
+        if self.lambda_anchor > 0:
+            distance = (first - x_i).abs().mean()
+            loss_g = loss_g + self.lambda_anchor * distance
+            metrics["train/anchor_l1"] = distance.detach()
         self.generator_update(optimizer_g, loss_g)
         metrics.update({"train/d_fake": self.loss.score(out_fake), "train/pairs": torch.tensor(float(len(anchors)))})
         self.log_step(metrics, prog_bar=("train/loss_d", "train/loss_g"), on_epoch=False)

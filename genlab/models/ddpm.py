@@ -152,6 +152,7 @@ class DiffusionModule(GenlabModule):
     def generation_options(self) -> Mapping[str, str]:
         options = {"sampler": f"the sampler: {', '.join(registered_samplers())} (default {self.sampler.name})"}
         options["prediction"] = f"what the net predicts, fixed by training: {self.objective.prediction}"
+        options["ema"] = "true (default): the EMA net; false: the live one"
         if self.num_classes > 0:
             options["guidance"] = "classifier-free guidance scale (1 = plain conditional, 0 = unconditional)"
         for name in registered_samplers():
@@ -161,8 +162,11 @@ class DiffusionModule(GenlabModule):
                     options[option] += f", {name}"
         return options
 
-    def sampling_network(self) -> nn.Module:
-        return self.ema_net.module  # the EMA copy of the ε-predictor samples (capability Exports)
+    def sampling_network(self, ema: bool | None = None) -> nn.Module:
+        """The ε-predictor that samples (capability Exports): the EMA copy, or the live net with ``ema=false``."""
+        if ema is not None and not isinstance(ema, bool):
+            raise GenlabError(f"ema={ema} must be true or false.")
+        return self.net if ema is False else self.ema_net.module
 
     def resolve_sampler(self, sampler: str | Sampler | None = None, **options: Any) -> Sampler:
         """The sampler to use: the run's default, or the one named, with ``options`` changed.
@@ -234,12 +238,14 @@ class DiffusionModule(GenlabModule):
         generator: torch.Generator | None = None,
         sampler: str | Sampler | None = None,
         guidance: float | None = None,
+        ema: bool | None = None,
         **sampler_options: Any,
     ) -> Tensor:
-        """``n`` images in [-1, 1] from the EMA net, ``sample_batch_size`` at a time."""
+        """``n`` images in [-1, 1] from the EMA net (the live one with ``ema=False``), ``sample_batch_size`` at a
+        time."""
         self._check_labels(labels)
         chosen = self.resolve_sampler(sampler, **sampler_options)
-        return self._sample_in_chunks(n, labels, generator, chosen, guidance, None)
+        return self._sample_in_chunks(n, labels, generator, chosen, guidance, None, self.sampling_network(ema))
 
     @torch.no_grad()
     def edit(
@@ -250,6 +256,7 @@ class DiffusionModule(GenlabModule):
         generator: torch.Generator | None = None,
         sampler: str | Sampler | None = None,
         guidance: float | None = None,
+        ema: bool | None = None,
         **sampler_options: Any,
     ) -> Tensor:
         """SDEdit: noise ``images`` (in [-1, 1]) to t0 = strength·T, then denoise back to 0 with the sampler,
@@ -266,7 +273,8 @@ class DiffusionModule(GenlabModule):
         images = images.to(self.device)
         if strength == 0:
             return images.clone()
-        return self._sample_in_chunks(len(images), labels, generator, chosen, guidance, (images, strength))
+        net = self.sampling_network(ema)
+        return self._sample_in_chunks(len(images), labels, generator, chosen, guidance, (images, strength), net)
 
     def _sample_in_chunks(
         self,
@@ -276,6 +284,7 @@ class DiffusionModule(GenlabModule):
         sampler: Sampler,
         guidance: float | None,
         edit: tuple[Tensor, float] | None,
+        net: nn.Module,
     ) -> Tensor:
         """Run ``sampler`` on ``sample_batch_size`` images at a time, from noise or from noised ``edit`` images;
         each network evaluation reports its share of the chunk to an open progress bar (:mod:`genlab.progress`)."""
@@ -288,7 +297,7 @@ class DiffusionModule(GenlabModule):
             if edit is not None:
                 x_t, start_t = noised(self.schedule, edit[0][part], edit[1], generator)
                 start = {"x_start": x_t, "start_t": start_t}
-            eps_fn = self.denoiser(chunk, guidance)
+            eps_fn = self.denoiser(chunk, guidance, net)
             share = shape[0] / sampler.nfe(self.schedule.timesteps, start.get("start_t"))
 
             def reporting(x: Tensor, t: Tensor, eps_fn: EpsFn = eps_fn, share: float = share) -> Tensor:

@@ -139,43 +139,62 @@ def genlab_budget_run(model: str, budget_s: float, seed: int, extra: list[str]) 
     return run, time.perf_counter() - started
 
 
-def bench_quality(minutes: dict[str, float], seed: int, tmp: Path, genlab_extra: dict[str, list[str]]) -> list[dict]:
-    """The two side-by-side comparisons: DCGAN and DDPM, genlab vs its reference, same budget, same FID."""
-    cfg = compose_train([f"paths.output_root={tmp}", "data.image_size=32"], tmp / "quality")
-    datamodule = instantiate_datamodule(cfg, train=False)
-    images = datamodule.dataset("train")[list(range(len(datamodule.dataset("train"))))][0]
-    device = torch.device("cpu")
+class QualityScorer:
+    """One FID for every side: the digits test split at 32 px, reference-classifier features."""
 
-    def score(model: Any, n: int, options: dict | None = None) -> dict[str, Any]:
+    def __init__(self, tmp: Path) -> None:
+        self.cfg = compose_train([f"paths.output_root={tmp}", "data.image_size=32"], tmp / "quality")
+        self.datamodule = instantiate_datamodule(self.cfg, train=False)
+        train = self.datamodule.dataset("train")
+        self.images = train[list(range(len(train)))][0]
+
+    def __call__(self, model: Any, n: int, options: dict | None = None) -> dict[str, Any]:
+        """FID of ``n`` samples of ``model`` and how many of the 10 classes they cover."""
         scorer = generative_scorer(
-            cfg.data, cfg.eval, split="test", features="classifier", metrics=["fid", "class_hist"], n=n,
-            cache_dir=cfg.paths.cache_dir, device=device, datamodule=datamodule,
+            self.cfg.data, self.cfg.eval, split="test", features="classifier", metrics=["fid", "class_hist"], n=n,
+            cache_dir=self.cfg.paths.cache_dir, device=torch.device("cpu"), datamodule=self.datamodule,
         )  # fmt: skip
         metrics, _ = scorer.score(model, seed=0, options=options or {})
         return {"fid": metrics["fid"], "classes": round(metrics["class_coverage"] * 10)}
 
-    rows = []
-    budget = minutes["dcgan"] * 60
-    run, wall = genlab_budget_run("dcgan", budget, seed, [f"paths.output_root={tmp}", *genlab_extra.get("dcgan", [])])
+
+# What each genlab side samples with, and how many samples its FID takes.
+SIDES = {"dcgan": (1000, {}), "ddpm": (500, {"sampler": "dpm_solver", "steps": 20})}
+
+
+def genlab_side(model: str, minutes: float, seed: int, tmp: Path, extra: list[str], score: QualityScorer) -> dict:
+    """genlab's ``model`` with ``extra`` overrides trained for ``minutes``: FID of its sampling network (and of
+    the live network where it has an EMA), steps trained, parameters and wall time."""
+    run, wall = genlab_budget_run(model, minutes * 60, seed, [f"paths.output_root={tmp}", *extra])
     steps = int(torch.load(run.checkpoint, weights_only=True, map_location="cpu")["global_step"])
-    ours = score(run.model, 1000)
-    live = score(run.model, 1000, {"ema": False}) if "ema" in run.generation_options() else ours
-    reference, ref_steps = reference_dcgan(images, budget, seed)
-    theirs = score(reference, 1000)
-    rows.append(row("quality", f"dcgan {minutes['dcgan']:g} min: FID, genlab / pytorch-examples", ours["fid"],
-                    theirs["fid"], goal="≤ 0.7", unit="FID", genlab_steps=steps, reference_steps=ref_steps,
-                    genlab_classes=ours["classes"], reference_classes=theirs["classes"], genlab_live_fid=live["fid"],
-                    genlab_wall_s=wall))  # fmt: skip
-    budget = minutes["ddpm"] * 60
-    run, wall = genlab_budget_run("ddpm", budget, seed, [f"paths.output_root={tmp}", *genlab_extra.get("ddpm", [])])
-    steps = int(torch.load(run.checkpoint, weights_only=True, map_location="cpu")["global_step"])
-    options = {"sampler": "dpm_solver", "steps": 20}
-    ours = score(run.model, 500, options)
-    reference, ref_steps, ref_params = reference_diffusers(images, budget, seed)
-    theirs = score(reference, 500)
-    params = sum(p.numel() for p in run.model.net.parameters())
+    n, options = SIDES[model]
+    ours = score(run.model, n, options)
+    live = score(run.model, n, {**options, "ema": False}) if "ema" in run.generation_options() else ours
+    net = run.model.net if model == "ddpm" else run.model.generator
+    return {
+        "fid": ours["fid"], "classes": ours["classes"], "live_fid": live["fid"], "live_classes": live["classes"],
+        "steps": steps, "params": sum(p.numel() for p in net.parameters()), "wall_s": wall,
+    }  # fmt: skip
+
+
+def bench_quality(minutes: dict[str, float], seed: int, tmp: Path, genlab_extra: dict[str, list[str]]) -> list[dict]:
+    """The two side-by-side comparisons: DCGAN and DDPM, genlab vs its reference, same budget, same FID."""
+    score = QualityScorer(tmp)
+    ours = genlab_side("dcgan", minutes["dcgan"], seed, tmp, genlab_extra.get("dcgan", []), score)
+    reference, ref_steps = reference_dcgan(score.images, minutes["dcgan"] * 60, seed)
+    theirs = score(reference, SIDES["dcgan"][0])
+    rows = [
+        row("quality", f"dcgan {minutes['dcgan']:g} min: FID, genlab / pytorch-examples", ours["fid"], theirs["fid"],
+            goal="≤ 0.7", unit="FID", genlab_steps=ours["steps"], reference_steps=ref_steps,
+            genlab_classes=ours["classes"], reference_classes=theirs["classes"], genlab_live_fid=ours["live_fid"],
+            genlab_wall_s=ours["wall_s"])
+    ]  # fmt: skip
+    ours = genlab_side("ddpm", minutes["ddpm"], seed, tmp, genlab_extra.get("ddpm", []), score)
+    reference, ref_steps, ref_params = reference_diffusers(score.images, minutes["ddpm"] * 60, seed)
+    theirs = score(reference, SIDES["ddpm"][0])
     rows.append(row("quality", f"ddpm {minutes['ddpm']:g} min: FID, genlab (DPM-Solver++ 20) / diffusers (DDIM-50)",
-                    ours["fid"], theirs["fid"], goal="≤ 0.5, 10 classes", unit="FID", genlab_steps=steps,
+                    ours["fid"], theirs["fid"], goal="≤ 0.5, 10 classes", unit="FID", genlab_steps=ours["steps"],
                     reference_steps=ref_steps, genlab_classes=ours["classes"], reference_classes=theirs["classes"],
-                    genlab_params=params, reference_params=ref_params, genlab_wall_s=wall))  # fmt: skip
+                    genlab_live_fid=ours["live_fid"], genlab_params=ours["params"], reference_params=ref_params,
+                    genlab_wall_s=ours["wall_s"]))  # fmt: skip
     return rows
