@@ -98,8 +98,13 @@ def test_guidance_mixes_conditional_and_null_predictions(runs):
     model = load(runs["cddpm"])
     x, t, y = torch.randn(2, 1, 16, 16), torch.tensor([5, 5]), torch.tensor([3, 4])
     cond, null = model.ema_net.module(x, t, y), model.ema_net.module(x, t, torch.tensor([10, 10]))
-    torch.testing.assert_close(model.denoiser(y, 3.0)(x, t), null + 3.0 * (cond - null), atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(model.denoiser(y, 1.0)(x, t), cond)
+
+    def as_eps(output):  # the net's output (of type model.prediction) as ε
+        return model.objective.eps_fn(lambda x_t, t_: output, model.schedule)(x, t)
+
+    mixed = as_eps(null + 3.0 * (cond - null))
+    torch.testing.assert_close(model.denoiser(y, 3.0)(x, t), mixed, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(model.denoiser(y, 1.0)(x, t), as_eps(cond))
 
 
 def test_non_gaussian_noise_dist_is_refused(cfg_factory):
@@ -162,3 +167,25 @@ def test_bad_train_options_fail_with_one_clear_message(tmp_path, args, needle):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert needle in result.stderr
+
+
+def test_epoch_grids_keep_min_steps_between_them_and_the_last_epoch_always_gets_one(tmp_path, monkeypatch):
+    """callbacks.diffusion_viz.min_steps_between: 19-step epochs with 50 steps between grids → epochs 1, 4, 7, 10."""
+    from types import SimpleNamespace
+
+    from genlab.callbacks.diffusion_viz import DiffusionVisualizer
+
+    viz = DiffusionVisualizer(str(tmp_path), min_steps_between=50)
+    drawn: list[int] = []
+
+    def record(trainer, model, epoch):  # what _grid keeps, without sampling
+        drawn.append(epoch)
+        viz._last_grid_epoch, viz._last_grid_step = epoch, trainer.global_step
+
+    monkeypatch.setattr(viz, "_grid", record)
+    for epoch in range(10):
+        trainer = SimpleNamespace(is_global_zero=True, current_epoch=epoch, max_epochs=10, global_step=19 * (epoch + 1))
+        viz.on_train_epoch_end(trainer, None)
+    assert drawn == [1, 4, 7, 10]
+    with pytest.raises(GenlabError, match="min_steps_between"):
+        DiffusionVisualizer(str(tmp_path), min_steps_between=-1)

@@ -57,6 +57,8 @@ class DiffusionVisualizer(Callback):
         n: images in the per-epoch grid (conditional: whole rows of one class each).
         grid_steps: DDIM steps of the per-epoch grid.
         every_n_epochs: epochs between grids (the last epoch always gets one).
+        min_steps_between: training steps at least between two grids, so that a small dataset's short
+            epochs do not spend a quarter of a time budget on grids (0: every ``every_n_epochs``).
         seed: seed of the fixed noise.
         n_forward: training images in forward.png.
         n_reverse: trajectories in reverse.png.
@@ -74,6 +76,7 @@ class DiffusionVisualizer(Callback):
         n: int = 64,
         grid_steps: int = 20,
         every_n_epochs: int = 1,
+        min_steps_between: int = 0,
         seed: int = 0,
         n_forward: int = 6,
         n_reverse: int = 4,
@@ -84,8 +87,10 @@ class DiffusionVisualizer(Callback):
         n_inpaint: int = 8,
         inpaint_mask_size: float = 0.5,
     ) -> None:
-        if n < 1 or grid_steps < 1 or every_n_epochs < 1 or frames < 1:
-            raise GenlabError("callbacks.diffusion_viz: n, grid_steps, every_n_epochs and frames must be ≥ 1.")
+        if n < 1 or grid_steps < 1 or every_n_epochs < 1 or frames < 1 or min_steps_between < 0:
+            raise GenlabError(
+                "callbacks.diffusion_viz: n, grid_steps, every_n_epochs and frames must be ≥ 1, min_steps_between ≥ 0."
+            )
         if not 0 < reconstruct_t <= 1:
             raise GenlabError(f"callbacks.diffusion_viz.reconstruct_t={reconstruct_t} must be in (0, 1].")
         if n_inpaint < 0 or not 0 < inpaint_mask_size <= 1:
@@ -96,6 +101,7 @@ class DiffusionVisualizer(Callback):
         self.n = n
         self.grid_steps = grid_steps
         self.every_n_epochs = every_n_epochs
+        self.min_steps_between = min_steps_between
         self.seed = seed
         self.n_forward = n_forward
         self.n_reverse = n_reverse
@@ -106,6 +112,7 @@ class DiffusionVisualizer(Callback):
         self.n_inpaint = n_inpaint
         self.inpaint_mask_size = inpaint_mask_size
         self._last_grid_epoch = 0
+        self._last_grid_step: int | None = None
 
     # ----- helpers ------------------------------------------------------------------------------
 
@@ -179,6 +186,9 @@ class DiffusionVisualizer(Callback):
         last = trainer.max_epochs is not None and epoch >= trainer.max_epochs
         if epoch % self.every_n_epochs and not last:
             return
+        since = None if self._last_grid_step is None else trainer.global_step - self._last_grid_step
+        if since is not None and since < self.min_steps_between and not last:
+            return
         self._grid(trainer, pl_module, epoch)
 
     def _grid(self, trainer: Trainer, model: Denoises, epoch: int) -> None:
@@ -186,7 +196,7 @@ class DiffusionVisualizer(Callback):
         eps_fn = model.denoiser(self._sample_labels(model, labels))
         images = self._ddim(model).sample(eps_fn, model.schedule, (n, *model.image_shape), self._generator())
         self._write(trainer, f"epoch_{epoch:04d}.png", images, nrow, "samples/grid")
-        self._last_grid_epoch = epoch
+        self._last_grid_epoch, self._last_grid_step = epoch, trainer.global_step
 
     @torch.no_grad()
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
