@@ -14,8 +14,9 @@ and on digits G learns to ignore it. ``lambda_diversity`` adds the mode-seeking 
 
 With few training classes (five digits), G learns to turn any input into one of *those* classes, so its
 variations of a new class lose the class. ``lambda_anchor`` (an addition, 0 = the paper) adds
-λ · mean|G(x_i, z) − x_i| to G's loss, as pix2pix adds L1 to its target: G then changes the anchor by as
-little as fools D, which keeps the input's shape on classes it never saw.
+λ · mean|G(x_i, z) − x_i| to G's loss, as pix2pix adds L1 to its target. Measured on digits
+(docs/fewshot.md): with λ = 100 and no mode seeking it keeps 88 % of unseen digits' classes, but its
+variations of one image are then one image; with any mode seeking, the class is lost again.
 """
 
 from __future__ import annotations
