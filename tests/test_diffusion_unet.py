@@ -54,7 +54,7 @@ def test_image_size_not_divisible_is_refused():
 
 @pytest.mark.parametrize(
     ("overrides", "low", "high"),
-    [(["model=ddpm"], 2e6, 5e6), (["model=ddpm_large", "data=cifar10"], 20e6, 60e6)],
+    [(["model=ddpm"], 1e6, 1.2e6), (["model=ddpm_large", "data=cifar10"], 20e6, 60e6)],
 )
 def test_shipped_presets_have_the_documented_size(cfg_factory, overrides, low, high):
     cfg = cfg_factory("train", overrides)

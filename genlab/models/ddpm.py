@@ -13,13 +13,14 @@ from torch import Tensor, nn
 
 from genlab import progress
 from genlab.diffusion.prediction import MIN_SNR_GAMMA, Objective
-from genlab.diffusion.samplers import EpsFn, Sampler, make_sampler, registered_samplers, sampler_class
+from genlab.diffusion.samplers import EpsFn, Sampler, make_sampler, sampler_class
+from genlab.diffusion.samplers.base import registered_samplers, sampler_option_help
 from genlab.diffusion.samplers.ddpm import DDPMSampler
 from genlab.diffusion.schedules import NoiseSchedule
 from genlab.diffusion.sdedit import check_strength, noised
 from genlab.errors import GenlabError
 from genlab.models.base import GenlabModule, OptimizerFactory, check_finite, check_image_data, make_optimizer
-from genlab.models.ema import EMA, make_ema, migrate_ema_state
+from genlab.models.ema import EMA, make_ema, migrate_ema_state, sampling_choice
 from genlab.noise.priors import GaussianNoise, NoiseDist
 
 
@@ -38,11 +39,9 @@ class DiffusionModule(GenlabModule):
         num_classes: the dataset's classes (used when ``conditional``).
         conditional: train with labels (dropped to the null class with ``label_dropout``).
         label_dropout: probability of replacing a label by the null class during training.
-        noise_dist: the run's ``noise_dist`` (Gaussian only); ema_decay or ema_half_life_images (in training
-            images, used when set): the decay of the sampling weights (:mod:`.ema`).
+        noise_dist: the run's ``noise_dist`` (Gaussian only); ema_decay, ema_half_life_images: see :mod:`.ema`.
         sampler: the default sampler object (``configs/model/sampler/<name>.yaml``).
-        guidance: default classifier-free guidance scale s of conditional models,
-            ε = ε(∅) + s (ε(y) − ε(∅)); 1 = plain conditional, 0 = unconditional.
+        guidance: default guidance scale s, ε = ε(∅) + s (ε(y) − ε(∅)); 1 = plain conditional, 0 = unconditional.
         sample_batch_size: images denoised at once by :meth:`generate` and :meth:`edit`.
         prediction: what the net predicts: ``eps`` (runs saved without it), ``v`` or ``x0``.
         loss_weighting: ``none`` (MSE) or ``min_snr`` (min-SNR-γ weights, γ = ``min_snr_gamma`` > 0, 5 by default).
@@ -155,18 +154,11 @@ class DiffusionModule(GenlabModule):
         options["ema"] = "true (default): the EMA net; false: the live one"
         if self.num_classes > 0:
             options["guidance"] = "classifier-free guidance scale (1 = plain conditional, 0 = unconditional)"
-        for name in registered_samplers():
-            for option in sampler_class(name).option_names():
-                options.setdefault(option, "an option of sampler=" + name)
-                if name not in options[option]:
-                    options[option] += f", {name}"
-        return options
+        return {**sampler_option_help(), **options}
 
     def sampling_network(self, ema: bool | None = None) -> nn.Module:
         """The ε-predictor that samples (capability Exports): the EMA copy, or the live net with ``ema=false``."""
-        if ema is not None and not isinstance(ema, bool):
-            raise GenlabError(f"ema={ema} must be true or false.")
-        return self.net if ema is False else self.ema_net.module
+        return sampling_choice(self.net, self.ema_net, ema)
 
     def resolve_sampler(self, sampler: str | Sampler | None = None, **options: Any) -> Sampler:
         """The sampler to use: the run's default, or the one named, with ``options`` changed.
@@ -241,8 +233,7 @@ class DiffusionModule(GenlabModule):
         ema: bool | None = None,
         **sampler_options: Any,
     ) -> Tensor:
-        """``n`` images in [-1, 1] from the EMA net (the live one with ``ema=False``), ``sample_batch_size`` at a
-        time."""
+        """``n`` images in [-1, 1] from the EMA net (the live one with ``ema=False``), a chunk at a time."""
         self._check_labels(labels)
         chosen = self.resolve_sampler(sampler, **sampler_options)
         return self._sample_in_chunks(n, labels, generator, chosen, guidance, None, self.sampling_network(ema))

@@ -87,6 +87,13 @@ def make_ema(network: nn.Module, decay: float | None, half_life_images: int | No
     return EMA(network, decay) if decay is not None else None
 
 
+def sampling_choice(live: nn.Module, average: EMA | None, ema: bool | None) -> nn.Module:
+    """The network that samples: the average when there is one, the live network with ``ema=False``."""
+    if ema is not None and not isinstance(ema, bool):
+        raise GenlabError(f"ema={ema} must be true or false.")
+    return average.module if average is not None and ema is not False else live
+
+
 def migrate_ema_state(state_dict: MutableMapping[str, Any], prefix: str, updates: int) -> None:
     """Rename a pre-AveragedModel EMA (``<prefix>.<key>``) to ``<prefix>.module.<key>`` in place.
 

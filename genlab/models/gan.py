@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from genlab.errors import GenlabError
 from genlab.models.adversarial import AdversarialModule, eval_mode, frozen
 from genlab.models.base import OptimizerFactory, check_image_data, make_optimizer
-from genlab.models.ema import make_ema, migrate_ema_state
+from genlab.models.ema import make_ema, migrate_ema_state, sampling_choice
 from genlab.models.losses import GANLoss
 from genlab.noise.priors import NoiseDist
 
@@ -138,11 +138,7 @@ class GANModule(AdversarialModule):
 
     def sampling_network(self, ema: bool | None = None) -> nn.Module:
         """The network used for samples and eval: the EMA generator when there is one (unless ``ema=false``)."""
-        if ema is not None and not isinstance(ema, bool):
-            raise GenlabError(f"ema={ema} must be true or false.")
-        if self.generator_ema is not None and ema is not False:
-            return self.generator_ema.module
-        return self.generator
+        return sampling_choice(self.generator, self.generator_ema, ema)
 
     def sample_latent(
         self, n: int, generator: torch.Generator | None = None, truncation: float | None = None

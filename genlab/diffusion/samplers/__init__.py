@@ -13,6 +13,7 @@ from genlab.diffusion.samplers.base import (
     make_sampler,
     registered_samplers,
     sampler_class,
+    sampler_option_help,
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "make_sampler",
     "registered_samplers",
     "sampler_class",
+    "sampler_option_help",
 ]

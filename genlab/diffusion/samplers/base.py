@@ -196,6 +196,15 @@ def sampler_class(name: str) -> type[Sampler]:
     return _REGISTRY[name]
 
 
+def sampler_option_help() -> dict[str, str]:
+    """Every registered sampler's options, each with the samplers that take it (``generation_options``)."""
+    options: dict[str, str] = {}
+    for name in registered_samplers():
+        for option in sampler_class(name).option_names():
+            options[option] = f"{options[option]}, {name}" if option in options else f"an option of sampler={name}"
+    return options
+
+
 def make_sampler(name: str, **options: Any) -> Sampler:
     """A sampler by name with ``options`` (each must be one of its fields)."""
     cls = sampler_class(name)
