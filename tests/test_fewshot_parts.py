@@ -154,7 +154,7 @@ def test_dagan_anchor_term_keeps_variations_near_their_input(cfg_factory):
         module, datamodule = instantiate_model(cfg), instantiate_datamodule(cfg)
         trainer = Trainer(
             max_steps=60, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-            limit_val_batches=0, enable_model_summary=False, callbacks=[],
+            limit_val_batches=0, enable_model_summary=False, callbacks=[], default_root_dir=cfg.paths.run_dir,
         )  # fmt: skip
         trainer.fit(module, datamodule=datamodule)
         images = next(iter(datamodule.train_dataloader()))[0]
