@@ -154,7 +154,7 @@ class DiffusionModule(GenlabModule):
         options["ema"] = "true (default): the EMA net; false: the live one"
         if self.num_classes > 0:
             options["guidance"] = "classifier-free guidance scale (1 = plain conditional, 0 = unconditional)"
-        return {**sampler_option_help(), **options}
+        return options | {key: text for key, text in sampler_option_help().items() if key not in options}
 
     def sampling_network(self, ema: bool | None = None) -> nn.Module:
         """The ε-predictor that samples (capability Exports): the EMA copy, or the live net with ``ema=false``."""

@@ -170,10 +170,10 @@ def genlab_side(model: str, minutes: float, seed: int, tmp: Path, extra: list[st
     n, options = SIDES[model]
     ours = score(run.model, n, options)
     live = score(run.model, n, {**options, "ema": False}) if "ema" in run.generation_options() else ours
-    net = run.model.net if model == "ddpm" else run.model.generator
+    params = sum(p.numel() for p in run.model.sampling_network().parameters())
     return {
         "fid": ours["fid"], "classes": ours["classes"], "live_fid": live["fid"], "live_classes": live["classes"],
-        "steps": steps, "params": sum(p.numel() for p in net.parameters()), "wall_s": wall,
+        "steps": steps, "params": params, "wall_s": wall,
     }  # fmt: skip
 
 
