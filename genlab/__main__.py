@@ -141,7 +141,19 @@ def main(argv: list[str] | None = None) -> None:
             print(f"genlab: error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
     sys.argv = [sys.argv[0], *args]
-    module.main()
+    try:
+        module.main()
+    finally:
+        stop_sweep_workers()
+
+
+def stop_sweep_workers() -> None:
+    """Stop the worker processes a joblib sweep leaves behind (loky keeps them idle for 5 minutes after
+    the sweep, holding memory and the terminal's output)."""
+    loky = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(loky, "_executor", None)  # loky's one reusable executor; None when no sweep ran
+    if executor is not None:
+        executor.shutdown(wait=True)
 
 
 if __name__ == "__main__":

@@ -169,8 +169,12 @@ def test_bad_train_options_fail_with_one_clear_message(tmp_path, args, needle):
     assert needle in result.stderr
 
 
-def test_epoch_grids_keep_min_steps_between_them_and_the_last_epoch_always_gets_one(tmp_path, monkeypatch):
-    """callbacks.diffusion_viz.min_steps_between: 19-step epochs with 50 steps between grids → epochs 1, 4, 7, 10."""
+@pytest.mark.parametrize(("max_epochs", "expected"), [(10, [1, 4, 7, 10]), (-1, [1, 4, 7, 10])])
+def test_epoch_grids_keep_min_steps_between_them_and_the_last_epoch_always_gets_one(
+    tmp_path, monkeypatch, max_epochs, expected
+):
+    """callbacks.diffusion_viz.min_steps_between: 19-step epochs with 50 steps between grids → epochs 1, 4, 7, 10;
+    under a time budget (max_epochs -1) no epoch is the last, so none takes an extra grid."""
     from types import SimpleNamespace
 
     from genlab.callbacks.diffusion_viz import DiffusionVisualizer
@@ -184,8 +188,10 @@ def test_epoch_grids_keep_min_steps_between_them_and_the_last_epoch_always_gets_
 
     monkeypatch.setattr(viz, "_grid", record)
     for epoch in range(10):
-        trainer = SimpleNamespace(is_global_zero=True, current_epoch=epoch, max_epochs=10, global_step=19 * (epoch + 1))
+        trainer = SimpleNamespace(
+            is_global_zero=True, current_epoch=epoch, max_epochs=max_epochs, global_step=19 * (epoch + 1)
+        )
         viz.on_train_epoch_end(trainer, None)
-    assert drawn == [1, 4, 7, 10]
+    assert drawn == expected
     with pytest.raises(GenlabError, match="min_steps_between"):
         DiffusionVisualizer(str(tmp_path), min_steps_between=-1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -121,12 +122,30 @@ def test_the_report_tabulates_each_arm_and_shows_their_samples_side_by_side(swee
         assert picture.width >= 2 * 200 + 8 and picture.height > 256
 
 
+def processes_with_env(entry: str, wait_s: float) -> list[str]:
+    """Ids of the processes whose environment holds ``entry``, polled until none is left or ``wait_s`` passes."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = []
+        for environ in Path("/proc").glob("[0-9]*/environ"):
+            try:
+                if entry.encode() in environ.read_bytes().split(b"\0"):
+                    found.append(environ.parent.name)
+            except OSError:
+                continue
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
 @pytest.mark.slow
 def test_a_joblib_sweep_skips_the_conditional_arm_on_unlabelled_data_and_writes_the_report(tmp_path):
     args = ["train", "-m", *COMMON, "arm=gan,cvae", "data.num_classes=0", "eval.n_at_end=0", *FAST[2:-1]]
     args += ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "budget.images=128"]
-    result = run_cli(args, tmp_path, timeout=300)
+    marker = f"sweep-{tmp_path.name}"
+    result = run_cli(args, tmp_path, timeout=300, env={"GENLAB_TEST_MARKER": marker})
     assert result.returncode == 0, result.stderr[-3000:]
+    assert not processes_with_env(f"GENLAB_TEST_MARKER={marker}", wait_s=10), "the sweep's workers outlive it"
     assert "arm cvae skipped: model=cvae needs a labelled dataset" in result.stderr
     (folder,) = (tmp_path / "outputs" / "multirun").iterdir()
     assert folder.name.endswith("_model_comparison_digits")

@@ -21,6 +21,7 @@ from torch import Tensor
 from torchvision.transforms.v2.functional import to_pil_image
 from torchvision.utils import make_grid
 
+from genlab.callbacks.image_grid import is_last_epoch
 from genlab.callbacks.trackers import log_image
 from genlab.capabilities import Denoises
 from genlab.diffusion.inpainting import inpaint
@@ -183,7 +184,7 @@ class DiffusionVisualizer(Callback):
         if not trainer.is_global_zero:
             return
         epoch = trainer.current_epoch + 1
-        last = trainer.max_epochs is not None and epoch >= trainer.max_epochs
+        last = is_last_epoch(trainer, epoch)
         if epoch % self.every_n_epochs and not last:
             return
         since = None if self._last_grid_step is None else trainer.global_step - self._last_grid_step

@@ -88,7 +88,7 @@ class ImageGrid(Callback):
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         epoch = trainer.current_epoch + 1
-        last = trainer.max_epochs is not None and epoch >= trainer.max_epochs
+        last = is_last_epoch(trainer, epoch)
         if not trainer.is_global_zero:
             return
         if epoch % self.every_n_epochs and not last and not trainer.fast_dev_run:
@@ -108,6 +108,12 @@ class ImageGrid(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.noise = state_dict.get("noise")
         self.labels = state_dict.get("labels")
+
+
+def is_last_epoch(trainer: Trainer, epoch: int) -> bool:
+    """Whether ``epoch`` (1-based) is the last of ``trainer.max_epochs``; never under an unlimited budget
+    (max_epochs -1 or None, as time and step budgets use)."""
+    return trainer.max_epochs is not None and 0 <= trainer.max_epochs <= epoch
 
 
 def pick_epochs(count: int, k: int) -> list[int]:
